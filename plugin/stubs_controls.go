@@ -1,0 +1,16 @@
+package plugin
+
+// TEMPORARY stubs: replaced by controls.go.
+
+import "context"
+
+type controlState struct{}
+
+func newControlState() *controlState { return &controlState{} }
+
+func (s *Service) ValidateControls(ctx context.Context, name string) (ControlsValidation, error) {
+	return ControlsValidation{}, errTODO
+}
+func (s *Service) ControlsStatus(ctx context.Context, name string) (ControlsStatus, error) {
+	return ControlsStatus{}, errTODO
+}

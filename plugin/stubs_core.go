@@ -1,0 +1,63 @@
+package plugin
+
+// TEMPORARY stubs: replaced by the real implementations (each helper
+// deletes the stubs it implements).
+
+import (
+	"context"
+	"time"
+)
+
+type hostState struct{}
+
+func newHostState() *hostState { return &hostState{} }
+
+var errTODO = Errorf(EINTERNAL, "not implemented")
+
+func (s *Service) Start(ctx context.Context) error { return nil }
+func (s *Service) Close() error                    { return nil }
+func (s *Service) Ready() bool                     { return true }
+
+func (s *Service) CreateConfiguration(ctx context.Context, actor string, c Configuration) (Configuration, error) {
+	return Configuration{}, errTODO
+}
+func (s *Service) UpdateConfiguration(ctx context.Context, actor, name string, c Configuration) (Configuration, error) {
+	return Configuration{}, errTODO
+}
+func (s *Service) GetConfiguration(ctx context.Context, name string) (Configuration, error) {
+	return Configuration{}, errTODO
+}
+func (s *Service) ListConfigurations(ctx context.Context) ([]Configuration, error) {
+	return nil, errTODO
+}
+func (s *Service) DeleteConfiguration(ctx context.Context, actor, name string) error {
+	return errTODO
+}
+func (s *Service) ValidateConfiguration(ctx context.Context, name string) (ValidationResult, error) {
+	return ValidationResult{}, errTODO
+}
+func (s *Service) FetchRecords(ctx context.Context, name string) ([]Record, error) {
+	return nil, errTODO
+}
+func (s *Service) FetchScores(ctx context.Context, name string, uids []string) ([]ScoredRecord, error) {
+	return nil, errTODO
+}
+func (s *Service) Actions() []ActionOption { return nil }
+func (s *Service) ActionFields(ctx context.Context, name, value string) ([]Field, error) {
+	return nil, errTODO
+}
+func (s *Service) ValidateAction(ctx context.Context, name string, a Action) (ValidationResult, error) {
+	return ValidationResult{}, errTODO
+}
+func (s *Service) ExecuteAction(ctx context.Context, actor, name, idempotencyKey string, uids []string, a Action) ([]ActionResult, error) {
+	return nil, errTODO
+}
+func (s *Service) TriggerSync(ctx context.Context, name string) error { return errTODO }
+func (s *Service) SyncStatus(ctx context.Context, name string) (SyncStatus, error) {
+	return SyncStatus{}, errTODO
+}
+func (s *Service) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	return nil, errTODO
+}
+
+var _ = time.Now
