@@ -56,8 +56,5 @@ func (s *Service) TriggerSync(ctx context.Context, name string) error { return e
 func (s *Service) SyncStatus(ctx context.Context, name string) (SyncStatus, error) {
 	return SyncStatus{}, errTODO
 }
-func (s *Service) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
-	return nil, errTODO
-}
 
 var _ = time.Now

@@ -24,3 +24,19 @@ func (s *Service) UserDetail(ctx context.Context, name, uid string) (UserDetail,
 func (s *Service) Targets(ctx context.Context, name, rule string, since time.Duration) (Targets, error) {
 	return Targets{}, errTODO
 }
+
+// startEvents starts the per-configuration event pull loops (called by Start).
+func (s *Service) startEvents(ctx context.Context) {}
+
+// stopEvents stops them and waits (called by Close).
+func (s *Service) stopEvents() {}
+
+// eventsConfigChanged tells the event loops a configuration was created,
+// updated or deleted (called by the configuration operations).
+func (s *Service) eventsConfigChanged(name string) {}
+
+// applyEventScores lowers each record's Score by its user's decayed events
+// when cfg.Events.Scoring is on, keeping the grade-only score in GradeScore.
+func (s *Service) applyEventScores(ctx context.Context, cfg Configuration, recs []ScoredRecord) ([]ScoredRecord, error) {
+	return recs, nil
+}
