@@ -7,15 +7,16 @@ import (
 
 // Error codes. Only api/ maps them to HTTP statuses.
 const (
-	EINVALID      = "invalid"      // the caller's input is wrong (400)
-	ENOTFOUND     = "not_found"    // the named thing does not exist (404)
-	ECONFLICT     = "conflict"     // it exists already / state conflict (409)
-	EUNAUTHORIZED = "unauthorized" // bad or missing credentials (401)
-	EFORBIDDEN    = "forbidden"    // authenticated, not allowed (403)
-	ERATELIMITED  = "rate_limited" // slow down (429)
-	ETOOLARGE     = "too_large"    // body over the cap (413)
-	EUNAVAILABLE  = "unavailable"  // an upstream (Mimecast, Okta) failed (502/503)
-	EINTERNAL     = "internal"     // our bug (500)
+	EINVALID      = "invalid"       // the caller's input is wrong (400)
+	ENOTFOUND     = "not_found"     // the named thing does not exist (404)
+	ECONFLICT     = "conflict"      // it exists already / state conflict (409)
+	EUNAUTHORIZED = "unauthorized"  // bad or missing credentials (401)
+	EFORBIDDEN    = "forbidden"     // authenticated, not allowed (403)
+	ERATELIMITED  = "rate_limited"  // slow down (429)
+	ETOOLARGE     = "too_large"     // body over the cap (413)
+	EUNAVAILABLE  = "unavailable"   // an upstream (Mimecast, Okta) failed or timed out (503)
+	EUPSTREAMAUTH = "upstream_auth" // Mimecast/Okta refused the stored credentials, incl. an expired binding (502)
+	EINTERNAL     = "internal"      // our bug (500)
 )
 
 // Error is the one application error type. Message is safe to show to the
