@@ -58,3 +58,17 @@ func (s *Service) SyncStatus(ctx context.Context, name string) (SyncStatus, erro
 }
 
 var _ = time.Now
+
+// configuration returns a configuration with secrets in clear and
+// defaults applied (for events and controls code).
+func (s *Service) configuration(ctx context.Context, name string) (Configuration, error) {
+	return Configuration{}, errTODO
+}
+
+// lookupUser finds uid (any case) in the configuration's current grade
+// snapshot (pulling once if there is none yet) and returns the record and
+// its grade-only score; ok is false when the user is unknown or the grade
+// has no score.
+func (s *Service) lookupUser(ctx context.Context, cfg Configuration, uid string) (u UserGrade, gradeScore int, ok bool, err error) {
+	return UserGrade{}, 0, false, errTODO
+}

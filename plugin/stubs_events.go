@@ -40,3 +40,8 @@ func (s *Service) eventsConfigChanged(name string) {}
 func (s *Service) applyEventScores(ctx context.Context, cfg Configuration, recs []ScoredRecord) ([]ScoredRecord, error) {
 	return recs, nil
 }
+
+// sendWebhook POSTs payload as JSON to w, signed with HMAC-SHA256 of the
+// body under w.Secret (header X-URE-Signature: sha256=<hex>), retrying with
+// backoff. Used by nudges (events) and notifications (controls).
+func (s *Service) sendWebhook(ctx context.Context, w Webhook, payload any) error { return nil }
