@@ -1,0 +1,232 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"mimecast-ure/plugin"
+)
+
+// auditHead is the last appended entry, kept in meta so that removing the
+// newest entries (which no later entry points at) is detected too.
+type auditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// canonicalAudit is the hashed form of an entry: every field but Hash, in
+// a fixed order, the time as RFC 3339 UTC with nanoseconds; encoding/json
+// writes Detail's keys sorted, so the encoding is deterministic.
+type canonicalAudit struct {
+	Seq      uint64            `json:"seq"`
+	At       string            `json:"at"`
+	Actor    string            `json:"actor"`
+	Action   string            `json:"action"`
+	Target   string            `json:"target"`
+	Outcome  string            `json:"outcome"`
+	Detail   map[string]string `json:"detail"`
+	PrevHash string            `json:"prev_hash"`
+}
+
+// AuditHash returns the SHA-256 hex of e's canonical encoding (every field
+// except Hash, PrevHash included).
+func AuditHash(e plugin.AuditEntry) string {
+	d := e.Detail
+	if len(d) == 0 {
+		d = nil
+	}
+	buf, err := json.Marshal(canonicalAudit{
+		Seq: e.Seq, At: e.At.UTC().Format(time.RFC3339Nano), Actor: e.Actor, Action: e.Action,
+		Target: e.Target, Outcome: e.Outcome, Detail: d, PrevHash: e.PrevHash,
+	})
+	if err != nil {
+		panic(err) // strings and a map of strings always encode
+	}
+	sum := sha256.Sum256(append([]byte("mimecast-ure audit v1\n"), buf...))
+	return hex.EncodeToString(sum[:])
+}
+
+// AppendAudit appends entries in one transaction, in order, setting each
+// one's Seq (from the bucket sequence), PrevHash and Hash. Times are
+// stored in UTC.
+func (s *Store) AppendAudit(ctx context.Context, entries ...plugin.AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bktAudit)
+		b.FillPercent = 1 // append-only, keys ascending
+		prev := ""
+		if k, v := b.Cursor().Last(); k != nil {
+			var last plugin.AuditEntry
+			if err := json.Unmarshal(v, &last); err != nil {
+				return fmt.Errorf("decode audit entry %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			prev = last.Hash
+		}
+		var head auditHead
+		for _, e := range entries {
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			e.Seq, e.At, e.PrevHash = seq, e.At.UTC(), prev
+			e.Hash = AuditHash(e)
+			if err := putJSON(b, u64(seq), e); err != nil {
+				return err
+			}
+			prev = e.Hash
+			head = auditHead{Seq: seq, Hash: e.Hash}
+		}
+		return putJSON(tx.Bucket(bktMeta), keyAuditHead, head)
+	})
+	if err != nil {
+		return fmt.Errorf("append %d audit entries: %w", len(entries), err)
+	}
+	return nil
+}
+
+// Audit returns the entries matching f in Seq order: Since ≤ At ≤ Until
+// (zero bounds are open), exact Actor, Action and Target when set, Seq >
+// After, at most Limit (≤ 0: all).
+func (s *Store) Audit(ctx context.Context, f plugin.AuditFilter) ([]plugin.AuditEntry, error) {
+	var out []plugin.AuditEntry
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bktAudit).Cursor()
+		n := 0
+		for k, v := c.Seek(u64(f.After + 1)); k != nil; k, v = c.Next() {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			var e plugin.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode audit entry %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if !matchAudit(e, f) {
+				continue
+			}
+			out = append(out, e)
+			if f.Limit > 0 && len(out) >= f.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read audit: %w", err)
+	}
+	return out, nil
+}
+
+func matchAudit(e plugin.AuditEntry, f plugin.AuditFilter) bool {
+	switch {
+	case !f.Since.IsZero() && e.At.Before(f.Since),
+		!f.Until.IsZero() && e.At.After(f.Until),
+		f.Actor != "" && e.Actor != f.Actor,
+		f.Action != "" && e.Action != f.Action,
+		f.Target != "" && e.Target != f.Target:
+		return false
+	}
+	return true
+}
+
+// Audit chain problems reported by VerifyAudit.
+const (
+	AuditChanged   = "changed"   // an entry's content no longer matches its hash
+	AuditRemoved   = "removed"   // a sequence number is missing, or a link points past a missing entry
+	AuditReordered = "reordered" // an entry sits under another entry's sequence number
+)
+
+// VerifyResult is the outcome of VerifyAudit.
+type VerifyResult struct {
+	// OK is true when the whole chain is intact.
+	OK bool `json:"ok"`
+	// Entries is how many entries were checked.
+	Entries int `json:"entries"`
+	// LastSeq is the highest sequence number found.
+	LastSeq uint64 `json:"last_seq"`
+	// Seq is the first entry (or, for a removal, the first missing
+	// sequence number) where the chain breaks; 0 when OK.
+	Seq uint64 `json:"seq,omitempty"`
+	// Problem is AuditChanged, AuditRemoved or AuditReordered.
+	Problem string `json:"problem,omitempty"`
+	// Message says what is wrong in words.
+	Message string `json:"message"`
+}
+
+// VerifyAudit walks the audit chain from the first entry and reports the
+// first entry that was changed, removed or reordered. An error means the
+// store could not be read, not that the chain is broken.
+func (s *Store) VerifyAudit(ctx context.Context) (VerifyResult, error) {
+	var r VerifyResult
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		r = verifyChain(ctx, tx)
+		return ctx.Err()
+	})
+	return r, err
+}
+
+func verifyChain(ctx context.Context, tx *bbolt.Tx) VerifyResult {
+	var r VerifyResult
+	bad := func(seq uint64, problem, format string, args ...any) VerifyResult {
+		r.Seq, r.Problem, r.Message = seq, problem, fmt.Sprintf(format, args...)
+		return r
+	}
+	c := tx.Bucket(bktAudit).Cursor()
+	var prevSeq uint64
+	prevHash := ""
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if r.Entries%4096 == 0 && ctx.Err() != nil {
+			return bad(0, "", "verification cancelled")
+		}
+		if len(k) != 8 {
+			return bad(prevSeq+1, AuditChanged, "audit key %x is not a sequence number", k)
+		}
+		key := binary.BigEndian.Uint64(k)
+		r.Entries++
+		r.LastSeq = key
+		var e plugin.AuditEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return bad(key, AuditChanged, "entry %d is not readable: %v", key, err)
+		}
+		if AuditHash(e) != e.Hash {
+			return bad(key, AuditChanged, "entry %d was changed: its content does not match its hash", key)
+		}
+		if e.Seq != key {
+			return bad(key, AuditReordered, "entry %d holds entry %d: entries were moved", key, e.Seq)
+		}
+		if key != prevSeq+1 {
+			return bad(prevSeq+1, AuditRemoved, "entries %d to %d are missing", prevSeq+1, key-1)
+		}
+		if e.PrevHash != prevHash {
+			return bad(key, AuditRemoved, "entry %d does not follow entry %d: an entry was removed or replaced", key, prevSeq)
+		}
+		prevSeq, prevHash = key, e.Hash
+	}
+	var head auditHead
+	if found, err := getJSON(tx.Bucket(bktMeta), keyAuditHead, &head); err != nil {
+		return bad(prevSeq, AuditChanged, "audit head is not readable: %v", err)
+	} else if found {
+		if head.Seq > prevSeq {
+			return bad(prevSeq+1, AuditRemoved, "entries %d to %d (the newest) are missing", prevSeq+1, head.Seq)
+		}
+		if head.Seq == prevSeq && head.Hash != prevHash {
+			return bad(prevSeq, AuditChanged, "entry %d does not match the recorded head", prevSeq)
+		}
+	}
+	if seq := tx.Bucket(bktAudit).Sequence(); seq > prevSeq {
+		return bad(prevSeq+1, AuditRemoved, "entries %d to %d (the newest) are missing", prevSeq+1, seq)
+	}
+	r.OK = true
+	r.Message = fmt.Sprintf("audit chain intact: %d entries", r.Entries)
+	return r
+}

@@ -1,0 +1,214 @@
+// Package store keeps mimecast-ure's state in one bbolt file:
+// configurations (secrets sealed with AES-256-GCM under a master key),
+// grade snapshots, sync status, risk events and their checkpoints, API
+// tokens, idempotency records, small state documents and a hash-chained
+// audit log. *Store implements plugin.Store.
+//
+// Layout (top-level buckets, all created at Open):
+//
+//	meta       schema version, the master-key check value, the audit head
+//	configs    name -> configuration JSON, secret fields sealed
+//	data       name -> per-configuration bucket: status, snapshot, events
+//	           and their indexes, rejected records, checkpoints, marks, state
+//	idem       key -> idempotency record; idemexp expiry index for cleanup
+//	tokens     id -> token JSON; tokenhash SHA-256 hex -> id
+//	audit      big-endian seq -> entry JSON (hash-chained)
+//
+// Deleting a configuration deletes its data bucket, so nothing is left behind.
+package store
+
+import (
+	"context"
+	"crypto/cipher"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.etcd.io/bbolt"
+
+	"mimecast-ure/plugin"
+)
+
+var _ plugin.Store = (*Store)(nil)
+
+var (
+	bktMeta      = []byte("meta")
+	bktConfigs   = []byte("configs")
+	bktData      = []byte("data")
+	bktIdem      = []byte("idem")
+	bktIdemExp   = []byte("idemexp")
+	bktTokens    = []byte("tokens")
+	bktTokenHash = []byte("tokenhash")
+	bktAudit     = []byte("audit")
+
+	topBuckets = [][]byte{bktMeta, bktConfigs, bktData, bktIdem, bktIdemExp, bktTokens, bktTokenHash, bktAudit}
+
+	keySchema    = []byte("schema")
+	keyKeyCheck  = []byte("keycheck")
+	keyAuditHead = []byte("audithead")
+)
+
+const schemaVersion = "1"
+
+// DefaultTimeout is how long Open waits for the file lock held by another
+// process before giving up.
+const DefaultTimeout = time.Second
+
+// Options configures Open.
+type Options struct {
+	// MasterKey is the 32-byte key that seals secrets. It may be nil for
+	// tools that never touch configurations (audit verify, tokens); then
+	// any configuration read or write fails with a clear error.
+	MasterKey []byte
+	// Now is the clock (idempotency expiry, TouchToken); nil is time.Now.
+	Now func() time.Time
+	// Logger receives debug notes (lazy cleanups); tests pass zerolog.Nop().
+	Logger zerolog.Logger
+	// Timeout bounds the wait for the file lock (default DefaultTimeout).
+	Timeout time.Duration
+	// ReadOnly opens the file with a shared lock and writes nothing.
+	ReadOnly bool
+}
+
+// Store is the bbolt implementation of plugin.Store. It is safe for
+// concurrent use.
+type Store struct {
+	db   *bbolt.DB
+	aead cipher.AEAD // nil when opened without a master key
+	now  func() time.Time
+	log  zerolog.Logger
+}
+
+// Open opens (creating if needed) the bbolt file at path, creates every
+// bucket and checks the master key against the value sealed at first use:
+// a different key fails with ErrWrongKey instead of garbage later.
+func Open(path string, opts Options) (*Store, error) {
+	s := &Store{now: opts.Now, log: opts.Logger.With().Str("component", "store").Logger()}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if opts.MasterKey != nil {
+		a, err := newAEAD(opts.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		s.aead = a
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
+	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: file is locked by another process (is the server running?): %w", path, err)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s.db = db
+	if opts.ReadOnly {
+		err = db.View(func(tx *bbolt.Tx) error {
+			if tx.Bucket(bktMeta) == nil {
+				return fmt.Errorf("%s is not a mimecast-ure store", path)
+			}
+			return s.checkKey(tx)
+		})
+	} else {
+		err = db.Update(func(tx *bbolt.Tx) error {
+			for _, name := range topBuckets {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("create bucket %s: %w", name, err)
+				}
+			}
+			meta := tx.Bucket(bktMeta)
+			if v := meta.Get(keySchema); v != nil && string(v) != schemaVersion {
+				return fmt.Errorf("store schema %q is not supported (want %s)", v, schemaVersion)
+			}
+			if err := meta.Put(keySchema, []byte(schemaVersion)); err != nil {
+				return err
+			}
+			if err := s.checkKey(tx); err != nil {
+				return err
+			}
+			if s.aead != nil && meta.Get(keyKeyCheck) == nil {
+				return putKeyCheck(meta, s.aead)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the file; it waits for open transactions to finish.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// Path returns the file's path.
+func (s *Store) Path() string { return s.db.Path() }
+
+// update runs fn in a read-write transaction after checking ctx.
+func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
+
+// view runs fn in a read-only transaction after checking ctx.
+func (s *Store) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+// u64 encodes v big-endian so keys sort numerically.
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+// timeBits maps a time to an unsigned number that sorts like the time.
+func timeBits(t time.Time) uint64 { return uint64(t.UnixNano()) ^ (1 << 63) }
+
+func bitsTime(v uint64) time.Time { return time.Unix(0, int64(v^(1<<63))).UTC() }
+
+func notFound(format string, args ...any) error { return plugin.Errorf(plugin.ENOTFOUND, format, args...) }
+
+func conflict(format string, args ...any) error { return plugin.Errorf(plugin.ECONFLICT, format, args...) }
+
+func configNotFound(name string) error { return notFound("configuration %q not found", name) }
+
+// putJSON marshals v into b under key.
+func putJSON(b *bbolt.Bucket, key []byte, v any) error {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return b.Put(key, buf)
+}
+
+// getJSON unmarshals the value under key into v; found is false when absent.
+// json.Unmarshal copies, so nothing refers to bbolt memory afterwards.
+func getJSON(b *bbolt.Bucket, key []byte, v any) (bool, error) {
+	buf := b.Get(key)
+	if buf == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(buf, v); err != nil {
+		return true, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return true, nil
+}
