@@ -247,4 +247,3 @@ func failAll(users []string, msg string) []plugin.ActionResult {
 }
 
 func quote(s string) string { return "\"" + s + "\"" }
-
