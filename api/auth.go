@@ -1,0 +1,196 @@
+package api
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
+
+	"mimecast-ure/plugin"
+)
+
+// ctxToken is the gin context key of the authenticated token.
+const ctxToken = "ure.token"
+
+// tokenOf returns the request's authenticated token.
+func tokenOf(c *gin.Context) plugin.Token {
+	t, _ := c.Get(ctxToken)
+	tok, _ := t.(plugin.Token)
+	return tok
+}
+
+// actorOf names the caller in audit entries: the token's id and name.
+func actorOf(c *gin.Context) string {
+	t := tokenOf(c)
+	return "token:" + t.ID + " (" + t.Name + ")"
+}
+
+// bearer extracts the token from an Authorization header; ok is false
+// when the header is absent. A malformed header yields its raw text so it
+// is still hashed and looked up like any other wrong value.
+func bearer(h string) (value string, present bool) {
+	if h == "" {
+		return "", false
+	}
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:]), true
+	}
+	return h, true
+}
+
+// authenticate is the /api/v1 middleware: throttled client addresses get
+// 429, anything but a valid token gets the one 401, and the token is put
+// on the context for the role checks.
+func (s *Server) authenticate(c *gin.Context) {
+	ip := clientIP(c)
+	now := s.now()
+	if until, blocked := s.throttle.blocked(ip, now); blocked {
+		s.metrics.AuthThrottled()
+		secs := int(until.Sub(now).Seconds()) + 1
+		c.Header("Retry-After", strconv.Itoa(secs))
+		s.fail(c, plugin.Errorf(plugin.ERATELIMITED, "too many failed authentications from this address; retry in %ds", secs))
+		return
+	}
+	value, present := bearer(c.GetHeader("Authorization"))
+	if len(value) > 4096 {
+		value = value[:4096]
+	}
+	// Always hash and look up, even a missing or malformed value, so the
+	// answer takes the same time whatever was wrong.
+	tok, err := s.host.Authenticate(c.Request.Context(), value)
+	if err == nil {
+		c.Set(ctxToken, tok)
+		c.Next()
+		return
+	}
+	if code := plugin.ErrorCode(err); code != plugin.EUNAUTHORIZED {
+		s.fail(c, err)
+		return
+	}
+	reason := "invalid"
+	if !present {
+		reason = "missing"
+	}
+	s.metrics.AuthFailure(reason)
+	tripped := s.throttle.fail(ip, now)
+	detail := map[string]string{"reason": reason, "method": c.Request.Method, "path": c.Request.URL.Path}
+	if tripped {
+		detail["throttled"] = "true"
+	}
+	if err := s.host.RecordAuthFailure(context.WithoutCancel(c.Request.Context()), ip, detail); err != nil {
+		s.log.Error().Err(err).Str("client_ip", ip).Msg("failed authentication not audited")
+	}
+	if tripped {
+		s.log.WithLevel(zerolog.ErrorLevel).Bool("alert", true).Str("client_ip", ip).
+			Int("failures", s.opts.AuthFailureLimit).Dur("window", s.opts.AuthFailureWindow).
+			Dur("blocked_for", s.opts.AuthBlockFor).
+			Msg("repeated failed authentications: client address throttled")
+	}
+	unauthorized(c)
+}
+
+// require returns a middleware that lets through tokens of at least role.
+// For routes with a :name parameter the token must also allow that
+// configuration; global routes marked unrestricted need a token that is
+// not limited to some configurations.
+func (s *Server) require(role plugin.Role, unrestricted bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		tok := tokenOf(c)
+		if tok.Role.Rank() < role.Rank() {
+			s.fail(c, plugin.Errorf(plugin.EFORBIDDEN, "this needs the %s role", role))
+			return
+		}
+		if unrestricted && len(tok.Configurations) > 0 {
+			s.fail(c, plugin.Errorf(plugin.EFORBIDDEN, "a token restricted to some configurations cannot do this"))
+			return
+		}
+		if name := c.Param("name"); name != "" && !tok.Allows(name) {
+			s.fail(c, plugin.Errorf(plugin.EFORBIDDEN, "this token is not allowed on configuration %q", name))
+			return
+		}
+		c.Next()
+	}
+}
+
+// clientIP is the caller's address: the remote address unless the request
+// came through a trusted proxy (Options.TrustedProxies).
+func clientIP(c *gin.Context) string {
+	if ip := c.ClientIP(); ip != "" {
+		return ip
+	}
+	return "unknown"
+}
+
+// throttle counts failed authentications per client address in a fixed
+// window and blocks an address for a while once it reaches the limit.
+type throttle struct {
+	limit   int
+	window  time.Duration
+	blockTo time.Duration
+
+	mu        sync.Mutex
+	clients   map[string]*failures
+	lastSweep time.Time
+}
+
+type failures struct {
+	start time.Time // window start
+	n     int
+	until time.Time // blocked until
+}
+
+func newThrottle(limit int, window, block time.Duration) *throttle {
+	return &throttle{limit: limit, window: window, blockTo: block, clients: map[string]*failures{}}
+}
+
+// blocked reports whether ip is blocked at now, and until when.
+func (t *throttle) blocked(ip string, now time.Time) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.clients[ip]
+	if f == nil || !now.Before(f.until) {
+		return time.Time{}, false
+	}
+	return f.until, true
+}
+
+// fail records one failure of ip at now and reports whether it tripped
+// the block.
+func (t *throttle) fail(ip string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweep(now)
+	f := t.clients[ip]
+	if f == nil {
+		f = &failures{start: now}
+		t.clients[ip] = f
+	}
+	if now.Sub(f.start) >= t.window {
+		f.start, f.n = now, 0
+	}
+	f.n++
+	if f.n >= t.limit && !now.Before(f.until) {
+		f.until = now.Add(t.blockTo)
+		f.start, f.n = now, 0
+		return true
+	}
+	return false
+}
+
+// sweep drops stale addresses at most once per window so the map stays
+// bounded by the addresses seen recently.
+func (t *throttle) sweep(now time.Time) {
+	if now.Sub(t.lastSweep) < t.window {
+		return
+	}
+	t.lastSweep = now
+	for ip, f := range t.clients {
+		if now.Sub(f.start) >= t.window && !now.Before(f.until) {
+			delete(t.clients, ip)
+		}
+	}
+}
