@@ -2,7 +2,6 @@ package mimecast
 
 import (
 	"context"
-	"fmt"
 
 	"mimecast-ure/plugin"
 )
@@ -80,7 +79,7 @@ func (c *Client) EachLogPage(ctx context.Context, kind plugin.LogKind, q plugin.
 			f.Routes = []string{q.Route}
 		}
 	}
-	err := pages(ctx, c, path, q.PageSize, []logFilter{f}, func(env *envelope[logData]) (int, error) {
+	return pages(ctx, c, path, q.PageSize, []logFilter{f}, func(env *envelope[logData]) (int, error) {
 		var recs []plugin.LogRecord
 		for i, d := range env.Data {
 			if i == 0 { // the usual single item: no copy
@@ -94,8 +93,4 @@ func (c *Client) EachLogPage(ctx context.Context, kind plugin.LogKind, q plugin.
 		}
 		return len(recs), fn(plugin.LogPage{Records: recs, Next: env.Meta.Pagination.Next})
 	})
-	if err != nil {
-		return fmt.Errorf("%s log: %w", kind, err)
-	}
-	return nil
 }
