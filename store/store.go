@@ -185,9 +185,13 @@ func timeBits(t time.Time) uint64 { return uint64(t.UnixNano()) ^ (1 << 63) }
 
 func bitsTime(v uint64) time.Time { return time.Unix(0, int64(v^(1<<63))).UTC() }
 
-func notFound(format string, args ...any) error { return plugin.Errorf(plugin.ENOTFOUND, format, args...) }
+func notFound(format string, args ...any) error {
+	return plugin.Errorf(plugin.ENOTFOUND, format, args...)
+}
 
-func conflict(format string, args ...any) error { return plugin.Errorf(plugin.ECONFLICT, format, args...) }
+func conflict(format string, args ...any) error {
+	return plugin.Errorf(plugin.ECONFLICT, format, args...)
+}
 
 func configNotFound(name string) error { return notFound("configuration %q not found", name) }
 

@@ -1,0 +1,239 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"mimecast-ure/plugin"
+)
+
+func auditEntries(n int, start time.Time) []plugin.AuditEntry {
+	out := make([]plugin.AuditEntry, n)
+	for i := range out {
+		out[i] = plugin.AuditEntry{
+			At: start.Add(time.Duration(i) * time.Minute), Actor: []string{"alice", "bob"}[i%2],
+			Action: []string{"configuration.create", "action.add", "token.create"}[i%3],
+			Target: fmt.Sprintf("user%d@acme.com", i%4), Outcome: "done",
+			Detail: map[string]string{"i": fmt.Sprint(i), "group": "Risky"},
+		}
+	}
+	return out
+}
+
+func TestAppendAudit(t *testing.T) {
+	ctx := context.Background()
+	s, clk, _ := newStore(t)
+	if err := s.AppendAudit(ctx); err != nil {
+		t.Fatalf("AppendAudit of nothing: %v", err)
+	}
+	in := auditEntries(10, clk.Now().In(time.FixedZone("X", 3600)))
+	if err := s.AppendAudit(ctx, in[:4]...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx, in[4:]...); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Audit(ctx, plugin.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 10 {
+		t.Fatalf("got %d entries, want 10", len(got))
+	}
+	prev := ""
+	for i, e := range got {
+		if e.Seq != uint64(i+1) || e.PrevHash != prev || e.Hash != AuditHash(e) || len(e.Hash) != 64 {
+			t.Errorf("entry %d: seq %d prev %.8s hash %.8s; want seq %d prev %.8s", i, e.Seq, e.PrevHash, e.Hash, i+1, prev)
+		}
+		if !e.At.Equal(in[i].At) || e.At.Location() != time.UTC || e.Detail["i"] != fmt.Sprint(i) {
+			t.Errorf("entry %d content changed: %+v", i, e)
+		}
+		prev = e.Hash
+	}
+	if r, err := s.VerifyAudit(ctx); err != nil || !r.OK || r.Entries != 10 || r.LastSeq != 10 {
+		t.Errorf("VerifyAudit = %+v, %v; want OK with 10 entries", r, err)
+	}
+}
+
+func TestAuditHashCoversEveryField(t *testing.T) {
+	base := plugin.AuditEntry{Seq: 3, At: time.Unix(100, 5), Actor: "a", Action: "b", Target: "c", Outcome: "d", Detail: map[string]string{"k": "v"}, PrevHash: "p"}
+	h := AuditHash(base)
+	if AuditHash(base) != h {
+		t.Fatalf("hash is not deterministic")
+	}
+	withHash := base
+	withHash.Hash = "anything"
+	if AuditHash(withHash) != h {
+		t.Errorf("Hash field is part of the hash")
+	}
+	edits := map[string]func(e *plugin.AuditEntry){
+		"seq":       func(e *plugin.AuditEntry) { e.Seq++ },
+		"at":        func(e *plugin.AuditEntry) { e.At = e.At.Add(time.Nanosecond) },
+		"actor":     func(e *plugin.AuditEntry) { e.Actor = "x" },
+		"action":    func(e *plugin.AuditEntry) { e.Action = "x" },
+		"target":    func(e *plugin.AuditEntry) { e.Target = "x" },
+		"outcome":   func(e *plugin.AuditEntry) { e.Outcome = "x" },
+		"detail":    func(e *plugin.AuditEntry) { e.Detail = map[string]string{"k": "w"} },
+		"no detail": func(e *plugin.AuditEntry) { e.Detail = nil },
+		"prev":      func(e *plugin.AuditEntry) { e.PrevHash = "q" },
+	}
+	for name, edit := range edits {
+		e := base
+		edit(&e)
+		if AuditHash(e) == h {
+			t.Errorf("changing %s does not change the hash", name)
+		}
+	}
+	empty := base
+	empty.Detail = map[string]string{}
+	nilDetail := base
+	nilDetail.Detail = nil
+	if AuditHash(empty) != AuditHash(nilDetail) {
+		t.Errorf("empty and nil Detail hash differently (JSON drops both)")
+	}
+}
+
+func TestAuditFilter(t *testing.T) {
+	ctx := context.Background()
+	s, clk, _ := newStore(t)
+	start := clk.Now()
+	if err := s.AppendAudit(ctx, auditEntries(12, start)...); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		f    plugin.AuditFilter
+		want []uint64
+	}{
+		{"all", plugin.AuditFilter{}, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+		{"limit", plugin.AuditFilter{Limit: 3}, []uint64{1, 2, 3}},
+		{"after", plugin.AuditFilter{After: 9}, []uint64{10, 11, 12}},
+		{"after and limit", plugin.AuditFilter{After: 3, Limit: 2}, []uint64{4, 5}},
+		{"since inclusive", plugin.AuditFilter{Since: start.Add(9 * time.Minute)}, []uint64{10, 11, 12}},
+		{"until inclusive", plugin.AuditFilter{Until: start.Add(2 * time.Minute)}, []uint64{1, 2, 3}},
+		{"actor", plugin.AuditFilter{Actor: "bob", Limit: 3}, []uint64{2, 4, 6}},
+		{"action", plugin.AuditFilter{Action: "token.create"}, []uint64{3, 6, 9, 12}},
+		{"target", plugin.AuditFilter{Target: "user1@acme.com"}, []uint64{2, 6, 10}},
+		{"combined", plugin.AuditFilter{Actor: "alice", Action: "action.add", Since: start.Add(time.Minute)}, []uint64{5, 11}},
+		{"none", plugin.AuditFilter{Actor: "mallory"}, nil},
+		{"after the end", plugin.AuditFilter{After: 12}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Audit(ctx, tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seqs []uint64
+			for _, e := range got {
+				seqs = append(seqs, e.Seq)
+			}
+			if fmt.Sprint(seqs) != fmt.Sprint(tt.want) {
+				t.Errorf("seqs = %v, want %v", seqs, tt.want)
+			}
+		})
+	}
+}
+
+func TestVerifyAuditDetectsTampering(t *testing.T) {
+	ctx := context.Background()
+	edit := func(seq uint64, fn func(e map[string]any)) func(tx *bbolt.Tx) error {
+		return func(tx *bbolt.Tx) error {
+			b := tx.Bucket(bktAudit)
+			var e map[string]any
+			if err := json.Unmarshal(b.Get(u64(seq)), &e); err != nil {
+				return err
+			}
+			fn(e)
+			buf, _ := json.Marshal(e)
+			return b.Put(u64(seq), buf)
+		}
+	}
+	del := func(seqs ...uint64) func(tx *bbolt.Tx) error {
+		return func(tx *bbolt.Tx) error {
+			for _, seq := range seqs {
+				if err := tx.Bucket(bktAudit).Delete(u64(seq)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	tests := []struct {
+		name        string
+		tamper      func(tx *bbolt.Tx) error
+		wantSeq     uint64
+		wantProblem string
+	}{
+		{"edit outcome", edit(4, func(e map[string]any) { e["outcome"] = "failed" }), 4, AuditChanged},
+		{"edit detail", edit(1, func(e map[string]any) { e["detail"].(map[string]any)["group"] = "Safe" }), 1, AuditChanged},
+		{"edit and rehash", edit(3, func(e map[string]any) {
+			e["actor"] = "mallory"
+			var x plugin.AuditEntry
+			buf, _ := json.Marshal(e)
+			_ = json.Unmarshal(buf, &x)
+			e["hash"] = AuditHash(x)
+		}), 4, AuditRemoved},
+		{"garbage bytes", func(tx *bbolt.Tx) error { return tx.Bucket(bktAudit).Put(u64(2), []byte("{not json")) }, 2, AuditChanged},
+		{"delete middle", del(3), 3, AuditRemoved},
+		{"delete first", del(1), 1, AuditRemoved},
+		{"delete newest", del(6), 6, AuditRemoved},
+		{"delete newest two and head", func(tx *bbolt.Tx) error {
+			if err := del(5, 6)(tx); err != nil {
+				return err
+			}
+			return tx.Bucket(bktMeta).Delete(keyAuditHead)
+		}, 5, AuditRemoved},
+		{"swap two", func(tx *bbolt.Tx) error {
+			b := tx.Bucket(bktAudit)
+			a, c := append([]byte(nil), b.Get(u64(2))...), append([]byte(nil), b.Get(u64(3))...)
+			if err := b.Put(u64(2), c); err != nil {
+				return err
+			}
+			return b.Put(u64(3), a)
+		}, 2, AuditReordered},
+		{"bad key", func(tx *bbolt.Tx) error { return tx.Bucket(bktAudit).Put([]byte("x"), []byte("{}")) }, 7, AuditChanged},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "ure.db")
+			s := mustOpen(t, path, testKey(1), nil)
+			if err := s.AppendAudit(ctx, auditEntries(6, time.Unix(1e9, 0))...); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			rawUpdate(t, path, tt.tamper)
+			s, err := Open(path, Options{ReadOnly: true})
+			if err != nil {
+				t.Fatalf("Open read-only: %v", err)
+			}
+			defer s.Close()
+			r, err := s.VerifyAudit(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.OK || r.Seq != tt.wantSeq || r.Problem != tt.wantProblem || r.Message == "" {
+				t.Errorf("VerifyAudit = %+v; want seq %d %s", r, tt.wantSeq, tt.wantProblem)
+			}
+		})
+	}
+}
+
+func BenchmarkAppendAudit10k(b *testing.B) {
+	ctx := context.Background()
+	s := benchStore(b)
+	entries := auditEntries(10_000, time.Now())
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.AppendAudit(ctx, entries...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(entries))/b.Elapsed().Seconds(), "entries/s")
+}
