@@ -27,6 +27,8 @@ type request struct {
 	// perItem calls (membership writes) report fail[] entries that carry a
 	// key to the caller; any other fail[] entry is an error of the call.
 	perItem bool
+	// capHint pre-sizes data[] (the page size) so decoding never regrows it.
+	capHint int
 }
 
 // meta is the envelope's meta object.
@@ -94,6 +96,9 @@ func call[T any](ctx context.Context, c *Client, r request) (*envelope[T], error
 	var env *envelope[T]
 	err := c.retry(ctx, r, func(body []byte) *APIError {
 		env = new(envelope[T])
+		if r.capHint > 0 {
+			env.Data = make([]T, 0, r.capHint)
+		}
 		if err := json.Unmarshal(body, env); err != nil {
 			return &APIError{Kind: KindUnavailable, cause: errNotJSON, Err: err, retryable: r.idempotent}
 		}

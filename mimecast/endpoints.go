@@ -61,18 +61,23 @@ func mustJSON(v any) []byte {
 }
 
 // pages calls endpoint page after page, following meta.pagination.next,
-// and hands each page's envelope to fn. It stops on a missing or empty
+// and hands each page's envelope to fn. recordsInData says the records
+// are data[] itself (not wrapped in data[0]), to pre-size it. It stops on a missing or empty
 // next token, on a page fn reports as empty, or on an error.
-func pages[T, D any](ctx context.Context, c *Client, endpoint string, pageSize int, data []D,
+func pages[T, D any](ctx context.Context, c *Client, endpoint string, pageSize int, data []D, recordsInData bool,
 	fn func(env *envelope[T]) (records int, err error)) error {
 	pageSize = clamp(pageSize, c.opts.PageSize, MaxPageSize)
 	b := body[D]{Meta: &pageMeta{}, Data: data}
+	hint := 0
+	if recordsInData {
+		hint = pageSize
+	}
 	if b.Data == nil {
 		b.Data = []D{}
 	}
 	b.Meta.Pagination.PageSize = pageSize
 	for page := 0; page < maxPagesBeforeGivingUp; page++ {
-		env, err := call[T](ctx, c, request{endpoint: endpoint, body: mustJSON(b), idempotent: true})
+		env, err := call[T](ctx, c, request{endpoint: endpoint, body: mustJSON(b), idempotent: true, capHint: hint})
 		if err != nil {
 			if page > 0 {
 				return fmt.Errorf("page %d: %w", page+1, err)
@@ -110,7 +115,7 @@ func (c *Client) Account(ctx context.Context) (plugin.Account, error) {
 // order (pageSize records per call, 0 for the client's page size, at most
 // 500). Each page's slice is fn's to keep. Empty pages are not passed.
 func (c *Client) EachGradePage(ctx context.Context, pageSize int, fn func([]plugin.UserGrade) error) error {
-	return pages(ctx, c, PathSafeScoreDetails, pageSize, []struct{}(nil),
+	return pages(ctx, c, PathSafeScoreDetails, pageSize, []struct{}(nil), true,
 		func(env *envelope[plugin.UserGrade]) (int, error) {
 			if len(env.Data) == 0 {
 				return 0, nil
@@ -144,7 +149,7 @@ func (c *Client) FindGroups(ctx context.Context, query string) ([]plugin.Group, 
 		data = []q{{Query: query}}
 	}
 	var out []plugin.Group
-	err := pages(ctx, c, PathFindGroups, 0, data, func(env *envelope[struct {
+	err := pages(ctx, c, PathFindGroups, 0, data, false, func(env *envelope[struct {
 		Folders []folder `json:"folders"`
 	}]) (int, error) {
 		n := 0
@@ -187,7 +192,7 @@ func (c *Client) GroupMembers(ctx context.Context, groupID string) ([]string, er
 		ID string `json:"id"`
 	}
 	var out []string
-	err := pages(ctx, c, PathGetGroupMembers, 0, []item{{groupID}}, func(env *envelope[struct {
+	err := pages(ctx, c, PathGetGroupMembers, 0, []item{{groupID}}, false, func(env *envelope[struct {
 		GroupMembers []struct {
 			EmailAddress string `json:"emailAddress"`
 		} `json:"groupMembers"`

@@ -79,7 +79,7 @@ func (c *Client) EachLogPage(ctx context.Context, kind plugin.LogKind, q plugin.
 			f.Routes = []string{q.Route}
 		}
 	}
-	return pages(ctx, c, path, q.PageSize, []logFilter{f}, func(env *envelope[logData]) (int, error) {
+	return pages(ctx, c, path, q.PageSize, []logFilter{f}, false, func(env *envelope[logData]) (int, error) {
 		var recs []plugin.LogRecord
 		for i, d := range env.Data {
 			if i == 0 { // the usual single item: no copy

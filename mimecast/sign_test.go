@@ -16,9 +16,9 @@ func TestSignVectors(t *testing.T) {
 		bID     = "8578fcfc-a305-4d9a-99cb-f4d5ecefe297"
 	)
 	tests := []struct {
-		name                            string
+		name                           string
 		secret, app, date, reqID, path string
-		want                            string
+		want                           string
 	}{
 		{"A third-party vector", "U2VjcmV0S2V5", "ApplicationKey", "Sun, 21 Aug 2022 13:49:40 UTC",
 			"3d796b76-4180-40e5-8f7c-6e0fd643b1a9", "/api/test/some-url", "WOywLsnZlsE+D6bp/ug6uch5kxc="},
