@@ -1,0 +1,825 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"mimecast-ure/scoring"
+)
+
+// Event pull tuning.
+const (
+	// eventOverlap is how far before a log's checkpoint each pull starts
+	// again, to catch records Mimecast indexes late. Stable event ids make
+	// the re-read harmless.
+	eventOverlap = 10 * time.Minute
+	// nudgeMaxAge: events older than this when first seen (first run's
+	// lookback, a pull after downtime) get no nudge; a late nudge teaches
+	// nothing.
+	nudgeMaxAge = 48 * time.Hour
+	// maxRejectedRecord caps the raw JSON kept for a record set aside.
+	maxRejectedRecord = 2048
+	// scanPage is the page size of internal event scans.
+	scanPage = 5000
+	// DefaultTargetsSince is the window of Targets when none is given.
+	DefaultTargetsSince = 30 * 24 * time.Hour
+	// MaxEventsLimit caps one page of Events.
+	MaxEventsLimit = 1000
+	// DefaultEventsLimit is the page size of Events when none is given.
+	DefaultEventsLimit = 100
+)
+
+// Audit actions of the event pipeline.
+const (
+	AuditNudge = "events.nudge"
+)
+
+// eventState holds the event pull loops, the pulls in flight and the
+// per-configuration score caches. Every field is guarded by mu.
+type eventState struct {
+	mu sync.Mutex
+	// base is cancelled by stopEvents (or when Start's context ends).
+	base    context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+	closed  bool
+
+	loops   map[string]*eventLoop
+	pulling map[string]chan struct{} // one-slot semaphore per configuration
+	scores  map[string]*userScores
+	builds  map[string]*sync.Mutex // serializes score-cache builds
+
+	// sleep waits between webhook attempts; tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+type eventLoop struct {
+	cancel   context.CancelFunc
+	interval time.Duration
+}
+
+func newEventState() *eventState {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &eventState{
+		base:    ctx,
+		cancel:  cancel,
+		loops:   map[string]*eventLoop{},
+		pulling: map[string]chan struct{}{},
+		scores:  map[string]*userScores{},
+		builds:  map[string]*sync.Mutex{},
+		sleep:   sleepCtx,
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// goTracked runs fn in a goroutine stopEvents waits for; false when the
+// events are stopped (fn is not run).
+func (st *eventState) goTracked(fn func()) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed || st.base.Err() != nil {
+		return false
+	}
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+func (st *eventState) semaphore(name string) chan struct{} {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	sem := st.pulling[name]
+	if sem == nil {
+		sem = make(chan struct{}, 1)
+		st.pulling[name] = sem
+	}
+	return sem
+}
+
+func eventsEnabled(cfg Configuration) bool {
+	return cfg.Events != nil && cfg.Events.Enabled
+}
+
+func controlsEnabled(cfg Configuration) bool {
+	return cfg.Controls != nil && cfg.Controls.Enabled
+}
+
+// startEvents starts one pull loop per configuration with events enabled
+// (called by Start). The loops run until ctx ends or stopEvents.
+func (s *Service) startEvents(ctx context.Context) {
+	st := s.events
+	st.mu.Lock()
+	if st.started || st.closed {
+		st.mu.Unlock()
+		return
+	}
+	st.started = true
+	st.mu.Unlock()
+	context.AfterFunc(ctx, st.cancel)
+	cfgs, err := s.store.Configurations(st.base)
+	if err != nil {
+		s.log.Error().Err(err).Msg("events: could not read the configurations; no event loops started")
+		return
+	}
+	n := 0
+	for _, c := range cfgs {
+		if s.reconcileEvents(c.WithDefaults()) {
+			n++
+		}
+	}
+	s.log.Info().Int("configurations", n).Msg("event pulls started")
+}
+
+// stopEvents stops the loops and pulls and waits for them (called by Close).
+func (s *Service) stopEvents() {
+	st := s.events
+	st.mu.Lock()
+	st.closed = true
+	for name, l := range st.loops {
+		l.cancel()
+		delete(st.loops, name)
+	}
+	st.mu.Unlock()
+	st.cancel()
+	st.wg.Wait()
+}
+
+// eventsConfigChanged reconciles a configuration's event loop after it was
+// created, updated or deleted: start, stop, or restart on a new interval.
+// Its score cache is dropped either way.
+func (s *Service) eventsConfigChanged(name string) {
+	st := s.events
+	st.mu.Lock()
+	delete(st.scores, name)
+	running := st.started && !st.closed
+	st.mu.Unlock()
+	if !running {
+		return
+	}
+	cfg, err := s.configuration(st.base, name)
+	if err != nil {
+		if ErrorCode(err) == ENOTFOUND {
+			s.stopEventLoop(name)
+			st.mu.Lock()
+			delete(st.pulling, name)
+			st.mu.Unlock()
+			return
+		}
+		s.log.Error().Err(err).Str("configuration", name).Msg("events: could not read the changed configuration")
+		return
+	}
+	s.reconcileEvents(cfg)
+}
+
+func (s *Service) stopEventLoop(name string) {
+	st := s.events
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if l := st.loops[name]; l != nil {
+		l.cancel()
+		delete(st.loops, name)
+	}
+}
+
+// reconcileEvents makes cfg's loop match its settings and reports whether
+// one runs.
+func (s *Service) reconcileEvents(cfg Configuration) bool {
+	want := eventsEnabled(cfg) && s.opts.Detector != nil
+	var interval time.Duration
+	if want {
+		interval = time.Duration(cfg.Events.Interval)
+		if interval <= 0 {
+			interval = DefaultEventInterval
+		}
+	}
+	st := s.events
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	l := st.loops[cfg.Name]
+	if l != nil && want && l.interval == interval {
+		return true
+	}
+	if l != nil {
+		l.cancel()
+		delete(st.loops, cfg.Name)
+	}
+	if !want || st.closed || st.base.Err() != nil {
+		return false
+	}
+	ctx, cancel := context.WithCancel(st.base)
+	st.loops[cfg.Name] = &eventLoop{cancel: cancel, interval: interval}
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		s.eventLoop(ctx, cfg.Name, interval)
+	}()
+	return true
+}
+
+// eventLoop pulls now, then on every tick, until ctx ends. A pull that
+// overlaps a running one waits for it.
+func (s *Service) eventLoop(ctx context.Context, name string, interval time.Duration) {
+	log := s.log.With().Str("component", "events").Str("configuration", name).Logger()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := s.pullEventsWait(ctx, name); err != nil && ctx.Err() == nil {
+			log.Warn().Str("error", ErrorMessage(err)).Msg("event pull failed")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PullEvents starts a pull of the configuration's four security logs now
+// and returns without waiting; when one is already running no second one
+// starts. ENOTFOUND for an unknown configuration, EINVALID when its events
+// are not enabled, EUNAVAILABLE while shutting down.
+func (s *Service) PullEvents(ctx context.Context, name string) error {
+	cfg, err := s.configuration(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := s.eventsUsable(cfg); err != nil {
+		return err
+	}
+	st := s.events
+	sem := st.semaphore(name)
+	select {
+	case sem <- struct{}{}:
+	default:
+		return nil // a pull is running; it reads up to now anyway
+	}
+	if !st.goTracked(func() {
+		defer func() { <-sem }()
+		if _, err := s.pullEventsLocked(st.base, name); err != nil && st.base.Err() == nil {
+			s.log.Warn().Str("component", "events").Str("configuration", name).Str("error", ErrorMessage(err)).Msg("event pull failed")
+		}
+	}) {
+		<-sem
+		return Errorf(EUNAVAILABLE, "the service is shutting down")
+	}
+	return nil
+}
+
+func (s *Service) eventsUsable(cfg Configuration) error {
+	if !eventsEnabled(cfg) {
+		return FieldError("events.enabled", "events are not enabled for this configuration")
+	}
+	if s.opts.Detector == nil {
+		return Errorf(EINVALID, "events are not available on this server")
+	}
+	return nil
+}
+
+// pullResult counts what one pull did.
+type pullResult struct {
+	Records  int
+	Events   int // new events stored
+	Rejected int
+	Pages    int
+	Pruned   int
+	Nudges   int
+}
+
+// pullEventsWait runs a pull now, waiting for a running one to finish
+// first.
+func (s *Service) pullEventsWait(ctx context.Context, name string) (pullResult, error) {
+	sem := s.events.semaphore(name)
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return pullResult{}, ctx.Err()
+	}
+	defer func() { <-sem }()
+	return s.pullEventsLocked(ctx, name)
+}
+
+// pullEventsLocked pulls every log of the configuration incrementally
+// (the caller holds its semaphore), prunes old events and rebuilds the
+// score cache. A failing log does not stop the others; the errors are
+// joined.
+func (s *Service) pullEventsLocked(ctx context.Context, name string) (pullResult, error) {
+	var res pullResult
+	cfg, err := s.configuration(ctx, name)
+	if err != nil {
+		return res, err
+	}
+	if err := s.eventsUsable(cfg); err != nil {
+		return res, err
+	}
+	now := s.now().UTC()
+	log := s.log.With().Str("component", "events").Str("configuration", name).Logger()
+	det, err := s.opts.Detector(cfg.Events, controlsEnabled(cfg))
+	var mc Mimecast
+	if err == nil {
+		mc, err = s.opts.Mimecast(cfg.Mimecast)
+	}
+	if err != nil {
+		// Say so on every log's status: nothing was pulled.
+		for _, kind := range LogKinds {
+			cp, cerr := s.store.Checkpoint(ctx, name, kind)
+			if cerr != nil {
+				break
+			}
+			cp.Log, cp.LastPull, cp.Error = kind, now, safeMessage(err)
+			_ = s.store.PutCheckpoint(ctx, name, cp)
+		}
+		return res, fmt.Errorf("events of %q: %w", name, err)
+	}
+	p := &eventPull{s: s, cfg: cfg, det: det, mc: mc, now: now, rules: ruleIndex(det.Rules())}
+	var errs []error
+	for _, kind := range LogKinds {
+		if err := p.pullLog(ctx, kind); err != nil {
+			if ctx.Err() != nil {
+				return p.res, ctx.Err()
+			}
+			log.Warn().Str("log", string(kind)).Str("error", ErrorMessage(err)).Err(err).Msg("log pull failed")
+			errs = append(errs, fmt.Errorf("%s log: %w", kind, err))
+		}
+	}
+	res = p.res
+	retention := time.Duration(cfg.Events.RetentionDays) * 24 * time.Hour
+	if retention <= 0 {
+		retention = DefaultRetentionDays * 24 * time.Hour
+	}
+	pruned, err := s.store.PruneEvents(ctx, name, now.Add(-retention))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("prune: %w", err))
+	}
+	res.Pruned = pruned
+	if cfg.Events.Scoring {
+		if _, err := s.buildScores(ctx, cfg, det, true); err != nil {
+			errs = append(errs, fmt.Errorf("score cache: %w", err))
+		}
+	}
+	log.Info().Int("records", res.Records).Int("events", res.Events).Int("rejected", res.Rejected).
+		Int("pages", res.Pages).Int("pruned", res.Pruned).Int("nudges", res.Nudges).Msg("event pull finished")
+	return res, errors.Join(errs...)
+}
+
+// eventPull is one pull of one configuration.
+type eventPull struct {
+	s     *Service
+	cfg   Configuration
+	det   Detector
+	mc    Mimecast
+	now   time.Time
+	rules map[string]Rule
+	res   pullResult
+	// nudgeFailing is set once a nudge could not be delivered: the rest of
+	// this pull's nudges are skipped rather than each waiting on retries.
+	nudgeFailing bool
+	nudgeSkipped int
+}
+
+// pullLog reads one log from its checkpoint (less the overlap) to now,
+// oldest first, saving each page's events, rejected records and advanced
+// checkpoint in one transaction.
+func (p *eventPull) pullLog(ctx context.Context, kind LogKind) error {
+	s, name := p.s, p.cfg.Name
+	cp, err := s.store.Checkpoint(ctx, name, kind)
+	if err != nil {
+		return err
+	}
+	cp.Log = kind
+	from := p.now.AddDate(0, 0, -p.cfg.Events.LookbackDays)
+	if !cp.Through.IsZero() {
+		from = cp.Through.Add(-eventOverlap)
+	}
+	retention := p.cfg.Events.RetentionDays
+	if retention <= 0 {
+		retention = DefaultRetentionDays
+	}
+	if floor := p.now.AddDate(0, 0, -retention); from.Before(floor) {
+		from = floor // older events would be pruned at once
+	}
+	if !from.Before(p.now) {
+		from = p.now.Add(-eventOverlap)
+	}
+	q := LogQuery{From: from, To: p.now, OldestFirst: true, PageSize: p.cfg.Mimecast.PageSize}
+	err = p.mc.EachLogPage(ctx, kind, q, func(page LogPage) error {
+		next := cp
+		next.LastPull = p.now
+		events := make([]RiskEvent, 0, len(page.Records)/4+1)
+		var rejected []Rejected
+		for _, rec := range page.Records {
+			next.Records++
+			evs, err := p.det.Detect(kind, rec)
+			if err != nil {
+				rejected = append(rejected, rejectRecord(kind, rec, err, p.now))
+				continue
+			}
+			var at time.Time
+			if len(evs) > 0 {
+				at = evs[0].At
+			} else if t, ok := logRecordTime(kind, rec); ok {
+				at = t
+			}
+			if at.After(p.now) {
+				at = p.now // a clock ahead of ours must not push the checkpoint past now
+			}
+			if at.After(next.Through) {
+				next.Through = at
+			}
+			events = append(events, evs...)
+		}
+		next.Rejected += len(rejected)
+		added, err := s.store.SaveLogPage(ctx, name, events, rejected, next)
+		if err != nil {
+			return err
+		}
+		next.Events += added // persisted with the next page or the final status
+		cp = next
+		p.res.Pages++
+		p.res.Records += len(page.Records)
+		p.res.Events += added
+		p.res.Rejected += len(rejected)
+		if added > 0 {
+			s.m.EventsStored(name, kind, added)
+		}
+		if len(events) > 0 {
+			s.controlsOnEvents(ctx, p.cfg, events)
+			p.nudge(ctx, events)
+		}
+		return nil
+	})
+	cp.LastPull = p.now
+	if err != nil {
+		if ctx.Err() != nil {
+			return err // shutting down: the saved checkpoint stands
+		}
+		cp.Error = safeMessage(err)
+	} else {
+		cp.Error = ""
+	}
+	if perr := s.store.PutCheckpoint(context.WithoutCancel(ctx), name, cp); perr != nil {
+		return errors.Join(err, fmt.Errorf("store %s checkpoint: %w", kind, perr))
+	}
+	return err
+}
+
+// safeMessage is what a status may show of err: an *Error's message, never
+// the text of an unexpected error (that is logged).
+func safeMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return ErrorMessage(err)
+	}
+	return "internal error (see the server log)"
+}
+
+// rejectRecord sets a record aside with why, its raw JSON truncated and
+// its message content (subject, details) removed.
+func rejectRecord(kind LogKind, rec LogRecord, why error, now time.Time) Rejected {
+	clean := make(LogRecord, len(rec))
+	for k, v := range rec {
+		switch k {
+		case "subject", "details":
+			clean[k] = "[removed]"
+		default:
+			clean[k] = v
+		}
+	}
+	raw, err := json.Marshal(clean)
+	if err != nil {
+		raw = []byte(fmt.Sprintf("%q", "unencodable record"))
+	}
+	if len(raw) > maxRejectedRecord {
+		raw = raw[:maxRejectedRecord]
+	}
+	return Rejected{Log: kind, At: now, Reason: why.Error(), Record: string(raw)}
+}
+
+// logRecordTime reads a record's time for the checkpoint (the detector
+// reads it for events): `date` or `eventTime`, Mimecast's layout or RFC 3339.
+func logRecordTime(kind LogKind, rec LogRecord) (time.Time, bool) {
+	first, second := "date", "eventTime"
+	if kind == LogImpersonation || kind == LogDLP {
+		first, second = second, first
+	}
+	for _, f := range []string{first, second} {
+		v, _ := rec[f].(string)
+		if v == "" {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if t, err := time.Parse("2006-01-02T15:04:05-0700", v); err == nil {
+			return t.UTC(), true
+		}
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return t.UTC(), true
+		}
+		return time.Time{}, false
+	}
+	return time.Time{}, false
+}
+
+func ruleIndex(rules []Rule) map[string]Rule {
+	m := make(map[string]Rule, len(rules))
+	for _, r := range rules {
+		m[r.ID] = r
+	}
+	return m
+}
+
+// effectiveWeight is what an event counts now: its rule's current weight,
+// 0 when the rule was disabled or removed since.
+func effectiveWeight(rules map[string]Rule, e RiskEvent) float64 {
+	r, ok := rules[e.Rule]
+	if !ok || !r.Enabled {
+		return 0
+	}
+	return r.Weight
+}
+
+// nudgeMessage is the body POSTed to the nudge webhook.
+type nudgeMessage struct {
+	Type          string            `json:"type"`
+	Configuration string            `json:"configuration"`
+	User          string            `json:"user"`
+	Rule          string            `json:"rule"`
+	Title         string            `json:"title"`
+	At            time.Time         `json:"at"`
+	Evidence      map[string]string `json:"evidence"`
+}
+
+// nudge sends at most one nudge per user, rule and day (of the event) for
+// the page's recent events of rules with Nudge on. Every delivery is
+// audited.
+func (p *eventPull) nudge(ctx context.Context, events []RiskEvent) {
+	w := p.cfg.Events.NudgeWebhook
+	if w == nil || strings.TrimSpace(w.URL) == "" {
+		return
+	}
+	s, name := p.s, p.cfg.Name
+	for _, e := range events {
+		r, ok := p.rules[e.Rule]
+		if !ok || !r.Nudge || !r.Enabled || p.now.Sub(e.At) > nudgeMaxAge {
+			continue
+		}
+		if p.nudgeFailing {
+			p.nudgeSkipped++
+			continue
+		}
+		key := "nudge|" + e.Rule + "|" + e.User + "|" + e.At.UTC().Format("2006-01-02")
+		fresh, err := s.store.MarkOnce(ctx, name, key, p.now)
+		if err != nil {
+			s.log.Warn().Err(err).Str("configuration", name).Msg("nudge: could not record the nudge; not sent")
+			continue
+		}
+		if !fresh {
+			continue
+		}
+		title := r.Title
+		if title == "" {
+			title = r.ID
+		}
+		msg := nudgeMessage{Type: "nudge", Configuration: name, User: e.User, Rule: e.Rule, Title: title, At: e.At, Evidence: e.Evidence}
+		err = s.sendWebhook(ctx, *w, msg)
+		entry := AuditEntry{
+			Actor: "system", Action: AuditNudge, Target: name, Outcome: "success",
+			Detail: map[string]string{"rule": e.Rule, "user": e.User, "event": e.ID, "webhook": webhookHost(w.URL)},
+		}
+		if err != nil {
+			entry.Outcome = "failure"
+			entry.Detail["error"] = ErrorMessage(err)
+			p.nudgeFailing = true
+		} else {
+			p.res.Nudges++
+		}
+		_ = s.audit(ctx, entry)
+	}
+}
+
+// EventsStatus returns each log's checkpoint: how far it was pulled, the
+// last pull, counts, records set aside and the last error. ENOTFOUND.
+func (s *Service) EventsStatus(ctx context.Context, name string) ([]Checkpoint, error) {
+	if _, err := s.configuration(ctx, name); err != nil {
+		return nil, err
+	}
+	out := make([]Checkpoint, 0, len(LogKinds))
+	for _, kind := range LogKinds {
+		cp, err := s.store.Checkpoint(ctx, name, kind)
+		if err != nil {
+			return nil, err
+		}
+		cp.Log = kind
+		out = append(out, cp)
+	}
+	return out, nil
+}
+
+// Events returns the configuration's stored events matching f, newest
+// first, and the cursor of the next page. Limit defaults to 100 and is
+// capped at 1000. ENOTFOUND, EINVALID for a bad cursor.
+func (s *Service) Events(ctx context.Context, name string, f EventFilter) ([]RiskEvent, string, error) {
+	if _, err := s.configuration(ctx, name); err != nil {
+		return nil, "", err
+	}
+	switch {
+	case f.Limit <= 0:
+		f.Limit = DefaultEventsLimit
+	case f.Limit > MaxEventsLimit:
+		f.Limit = MaxEventsLimit
+	}
+	f.User = NormalizeEmail(f.User)
+	f.Rule = strings.TrimSpace(f.Rule)
+	evs, next, err := s.store.Events(ctx, name, f)
+	if err != nil {
+		return nil, "", err
+	}
+	if evs == nil {
+		evs = []RiskEvent{}
+	}
+	return evs, next, nil
+}
+
+// UserDetail explains one user's score: the grade, its score, and every
+// stored event with its current weight (0 when its rule is now off), its
+// decayed contribution and its evidence, newest first. Without event
+// scoring Score is the grade score and contributions are 0. A user with
+// events but no scored grade has Score 0 (not scored). ENOTFOUND for an
+// unknown configuration or a user with neither a grade nor events.
+func (s *Service) UserDetail(ctx context.Context, name, uid string) (UserDetail, error) {
+	cfg, err := s.configuration(ctx, name)
+	if err != nil {
+		return UserDetail{}, err
+	}
+	uid = NormalizeEmail(uid)
+	if uid == "" {
+		return UserDetail{}, FieldError("uid", "is required")
+	}
+	u, gradeScore, scored, err := s.lookupUser(ctx, cfg, uid)
+	if err != nil {
+		return UserDetail{}, err
+	}
+	evs, err := s.store.UserEvents(ctx, name, uid)
+	if err != nil {
+		return UserDetail{}, err
+	}
+	if u.Email == "" && len(evs) == 0 {
+		return UserDetail{}, Errorf(ENOTFOUND, "user %s not found in configuration %q", uid, name)
+	}
+	d := UserDetail{UID: uid, Name: u.Name, Department: u.Department, Events: make([]EventContribution, 0, len(evs))}
+	if g, ok := scoring.NormalizeGrade(u.Risk); ok {
+		d.Grade = g
+	} else {
+		d.Grade = strings.TrimSpace(u.Risk)
+	}
+	if scored {
+		d.GradeScore, d.Score = gradeScore, gradeScore
+	}
+	d.Components = components(u)
+	rules := map[string]Rule{}
+	if s.opts.Detector != nil {
+		if det, err := s.opts.Detector(cfg.Events, controlsEnabled(cfg)); err == nil {
+			rules = ruleIndex(det.Rules())
+		}
+	}
+	scoringOn := eventsEnabled(cfg) && cfg.Events.Scoring
+	var half time.Duration
+	if cfg.Events != nil {
+		half = time.Duration(cfg.Events.HalfLife)
+	}
+	now := s.now()
+	contribs := make([]float64, 0, len(evs))
+	for _, e := range evs {
+		w := effectiveWeight(rules, e)
+		c := 0.0
+		if scoringOn {
+			c = scoring.Decay(w, now.Sub(e.At), half)
+			contribs = append(contribs, c)
+		}
+		d.Events = append(d.Events, EventContribution{
+			ID: e.ID, Rule: e.Rule, At: e.At, Weight: w, Contribution: round2(c), Evidence: e.Evidence,
+		})
+	}
+	if scored && scoringOn {
+		d.Score = scoring.Apply(gradeScore, contribs...)
+	}
+	return d, nil
+}
+
+func round2(v float64) float64 {
+	return float64(int64(v*100+0.5)) / 100
+}
+
+func components(u UserGrade) map[string]string {
+	m := map[string]string{}
+	for k, v := range map[string]string{
+		"risk": u.Risk, "humanError": u.HumanError, "sentiment": u.Sentiment,
+		"engagement": u.Engagement, "knowledge": u.Knowledge,
+	} {
+		if v = strings.TrimSpace(v); v != "" {
+			m[k] = v
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// Targets lists the users a rule matched since the window (default 30
+// days), most matches first, with their count and last match: a campaign
+// target list. EINVALID for an unknown rule or a negative window, ENOTFOUND.
+func (s *Service) Targets(ctx context.Context, name, rule string, since time.Duration) (Targets, error) {
+	cfg, err := s.configuration(ctx, name)
+	if err != nil {
+		return Targets{}, err
+	}
+	rule = strings.TrimSpace(rule)
+	if rule == "" {
+		return Targets{}, FieldError("rule", "is required")
+	}
+	if since < 0 {
+		return Targets{}, FieldError("since", "must not be negative")
+	}
+	if since == 0 {
+		since = DefaultTargetsSince
+	}
+	if s.opts.Detector == nil {
+		return Targets{}, Errorf(EINVALID, "events are not available on this server")
+	}
+	det, err := s.opts.Detector(cfg.Events, controlsEnabled(cfg))
+	if err != nil {
+		return Targets{}, err
+	}
+	if _, ok := ruleIndex(det.Rules())[rule]; !ok {
+		return Targets{}, FieldError("rule", "unknown rule %q", rule)
+	}
+	byUser := map[string]*TargetUser{}
+	f := EventFilter{Rule: rule, Since: s.now().Add(-since), Limit: scanPage}
+	for {
+		evs, next, err := s.store.Events(ctx, name, f)
+		if err != nil {
+			return Targets{}, err
+		}
+		for _, e := range evs {
+			t := byUser[e.User]
+			if t == nil {
+				t = &TargetUser{UID: e.User}
+				byUser[e.User] = t
+			}
+			t.Count++
+			if e.At.After(t.LastAt) {
+				t.LastAt = e.At
+			}
+		}
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	out := Targets{Rule: rule, Since: formatSince(since), Users: make([]TargetUser, 0, len(byUser))}
+	for _, t := range byUser {
+		out.Users = append(out.Users, *t)
+	}
+	sortTargets(out.Users)
+	return out, nil
+}
+
+func sortTargets(us []TargetUser) {
+	less := func(a, b TargetUser) bool {
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if !a.LastAt.Equal(b.LastAt) {
+			return a.LastAt.After(b.LastAt)
+		}
+		return a.UID < b.UID
+	}
+	sort.Slice(us, func(i, j int) bool { return less(us[i], us[j]) })
+}
+
+// formatSince writes a window as "30d" when it is whole days.
+func formatSince(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
