@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -15,7 +16,8 @@ import (
 // request id and signature (every page and every retry gets new ones), for
 // API 2.0 the cached bearer token. It returns the credential (for
 // redaction) and, for 2.0, the token's generation.
-func (c *Client) authorize(ctx context.Context, req *resty.Request, endpoint string) (string, uint64, *APIError) {
+// ctx is the call's context, actx the attempt's (with the timeout).
+func (c *Client) authorize(ctx, actx context.Context, req *resty.Request, endpoint string) (string, uint64, *APIError) {
 	if c.opts.Auth == "legacy" {
 		date := FormatDate(c.opts.Now())
 		reqID := c.opts.NewRequestID()
@@ -29,7 +31,7 @@ func (c *Client) authorize(ctx context.Context, req *resty.Request, endpoint str
 		req.Header.Set("x-mc-req-id", reqID)
 		return sig, 0, nil
 	}
-	tok, gen, e := c.accessToken(ctx)
+	tok, gen, e := c.accessToken(ctx, actx)
 	if e != nil {
 		return "", 0, e
 	}
@@ -60,20 +62,21 @@ func (c *Client) dropToken(gen uint64) {
 // accessToken returns a fresh API 2.0 token, minting one when the cache is
 // empty or within 60 s of expiry. One fetch runs at a time; waiters reuse
 // its token.
-func (c *Client) accessToken(ctx context.Context) (string, uint64, *APIError) {
+func (c *Client) accessToken(ctx, actx context.Context) (string, uint64, *APIError) {
 	if tok, gen := c.cachedToken(); tok != "" {
 		return tok, gen, nil
 	}
 	select {
 	case c.tokenLock <- struct{}{}:
-	case <-ctx.Done():
-		return "", 0, &APIError{Kind: KindUnavailable, Err: ctx.Err(), cause: "gave up waiting for a token: " + ctx.Err().Error()}
+	case <-actx.Done():
+		return "", 0, &APIError{Kind: KindUnavailable, Err: actx.Err(), retryable: ctx.Err() == nil,
+			cause: "gave up waiting for a token: " + actx.Err().Error()}
 	}
 	defer func() { <-c.tokenLock }()
 	if tok, gen := c.cachedToken(); tok != "" {
 		return tok, gen, nil
 	}
-	return c.fetchToken(ctx)
+	return c.fetchToken(ctx, actx)
 }
 
 // tokenResponse is POST /oauth/token's answer.
@@ -86,13 +89,13 @@ type tokenResponse struct {
 // tokenMargin is how long before expires_in the token is replaced.
 const tokenMargin = 60 * time.Second
 
-func (c *Client) fetchToken(ctx context.Context) (string, uint64, *APIError) {
+func (c *Client) fetchToken(ctx, actx context.Context) (string, uint64, *APIError) {
 	form := url.Values{
 		"client_id":     {c.opts.ClientID},
 		"client_secret": {c.opts.ClientSecret},
 		"grant_type":    {"client_credentials"},
 	}
-	req := c.http.R().SetContext(ctx).SetDoNotParseResponse(true).SetBody([]byte(form.Encode()))
+	req := c.http.R().SetContext(actx).SetDoNotParseResponse(true).SetBody([]byte(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	start := time.Now()
@@ -100,7 +103,7 @@ func (c *Client) fetchToken(ctx context.Context) (string, uint64, *APIError) {
 	if err != nil {
 		c.observe(endpointToken, 0, time.Since(start))
 		// Minting a token never changes state: always retryable.
-		e := c.transportError(ctx, ctx, request{endpoint: endpointToken, idempotent: true}, err, "")
+		e := c.transportError(ctx, actx, request{endpoint: endpointToken, idempotent: true}, err, "")
 		e.tokenErr = true
 		return "", 0, e
 	}
@@ -108,10 +111,10 @@ func (c *Client) fetchToken(ctx context.Context) (string, uint64, *APIError) {
 	defer raw.Body.Close()
 	c.noteRateHeaders(raw.Header)
 	var body bytes.Buffer
-	_, rerr := body.ReadFrom(raw.Body)
+	_, rerr := body.ReadFrom(io.LimitReader(raw.Body, 1<<20))
 	c.observe(endpointToken, raw.StatusCode, time.Since(start))
 	if rerr != nil {
-		e := c.transportError(ctx, ctx, request{endpoint: endpointToken, idempotent: true}, rerr, "")
+		e := c.transportError(ctx, actx, request{endpoint: endpointToken, idempotent: true}, rerr, "")
 		e.tokenErr, e.Status = true, raw.StatusCode
 		return "", 0, e
 	}

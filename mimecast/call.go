@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -83,6 +85,9 @@ type errorBody struct {
 	Fail  []failure       `json:"fail"`
 	Error json.RawMessage `json:"error"`
 }
+
+// MaxResponseBytes bounds a response body the client reads.
+const MaxResponseBytes = 64 << 20
 
 const (
 	endpointToken = "/oauth/token"
@@ -262,16 +267,17 @@ func (c *Client) noteRateHeaders(h http.Header) {
 	if strings.TrimSpace(h.Get("X-RateLimit-Remaining")) != "0" {
 		return
 	}
-	wait, ok := resetWait(h)
+	now := c.opts.Now()
+	wait, ok := resetWait(h, now)
 	if !ok {
 		wait = MinRateLimitWait
 	}
-	c.pushNotBefore(c.opts.Now().Add(wait))
+	c.pushNotBefore(now.Add(wait))
 }
 
 // resetWait reads X-RateLimit-Reset (milliseconds, a duration) and
 // Retry-After (seconds or an HTTP date), returning the larger.
-func resetWait(h http.Header) (time.Duration, bool) {
+func resetWait(h http.Header, now time.Time) (time.Duration, bool) {
 	var wait time.Duration
 	found := false
 	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
@@ -283,7 +289,7 @@ func resetWait(h http.Header) (time.Duration, bool) {
 		if s, err := strconv.Atoi(v); err == nil && s >= 0 {
 			wait, found = max(wait, time.Duration(s)*time.Second), true
 		} else if t, err := http.ParseTime(v); err == nil {
-			wait, found = max(wait, time.Until(t)), true
+			wait, found = max(wait, t.Sub(now)), true
 		}
 	}
 	return wait, found
@@ -298,7 +304,7 @@ func (c *Client) attempt(ctx context.Context, r request, decode func([]byte) *AP
 	req := c.http.R().SetContext(actx).SetDoNotParseResponse(true).SetBody(r.body)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	cred, gen, e := c.authorize(actx, req, r.endpoint)
+	cred, gen, e := c.authorize(ctx, actx, req, r.endpoint)
 	if e != nil {
 		if e.Err != nil && ctx.Err() != nil {
 			e.retryable = false
@@ -319,8 +325,12 @@ func (c *Client) attempt(ctx context.Context, r request, decode func([]byte) *AP
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	_, rerr := buf.ReadFrom(raw.Body)
+	n, rerr := buf.ReadFrom(io.LimitReader(raw.Body, MaxResponseBytes+1))
 	c.observe(r.endpoint, raw.StatusCode, time.Since(start))
+	if rerr == nil && n > MaxResponseBytes {
+		return &APIError{Kind: KindUnavailable, Status: raw.StatusCode,
+			cause: fmt.Sprintf("the Mimecast response was larger than %d MiB", MaxResponseBytes>>20)}
+	}
 	if rerr != nil {
 		e := c.transportError(ctx, actx, r, rerr, cred)
 		e.Status = raw.StatusCode
@@ -362,14 +372,14 @@ func (c *Client) statusError(r request, status int, h http.Header, body []byte) 
 	switch {
 	case status == http.StatusTooManyRequests:
 		e.Kind = KindRateLimited
-		if w, ok := resetWait(h); ok {
+		if w, ok := resetWait(h, c.opts.Now()); ok {
 			e.Wait = max(w, MinRateLimitWait)
 		}
 	case kind == KindUnavailable:
 		// A 5xx may have run the function; only idempotent calls retry.
 		// 502/503/504 come from gateways before the function runs.
 		e.retryable = r.idempotent || status == 502 || status == 503 || status == 504
-		if w, ok := resetWait(h); ok {
+		if w, ok := resetWait(h, c.opts.Now()); ok {
 			e.Wait = w
 		}
 	}

@@ -192,7 +192,8 @@ func New(opts Options) (*Client, error) {
 		}
 	}
 	// Resty never retries, never logs: Client.call owns both concerns.
-	rc.SetRetryCount(0).SetLogger(nopLogger{}).SetDisableWarn(true).SetDebug(false)
+	rc.SetRetryCount(0).SetLogger(nopLogger{}).SetDisableWarn(true).SetDebug(false).
+		SetHeader("User-Agent", "mimecast-ure")
 
 	c := &Client{opts: o, base: o.BaseURL, basePath: u.Path, http: rc, tokenLock: make(chan struct{}, 1)}
 	for _, s := range []string{o.AppKey, o.AccessKey, o.SecretKey, o.ClientSecret} {

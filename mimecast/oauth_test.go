@@ -200,3 +200,22 @@ func TestOAuthTokenRecoversAfter500(t *testing.T) {
 		t.Errorf("sleeps %v fetches %d", clk.Sleeps(), s.fetches.Load())
 	}
 }
+
+func TestOAuthTokenTimeoutRetried(t *testing.T) {
+	var slow atomic.Bool
+	s := &oauthServer{tokenErr: func(w http.ResponseWriter) bool {
+		if slow.CompareAndSwap(false, true) {
+			time.Sleep(300 * time.Millisecond)
+		}
+		return false
+	}}
+	s.t = t
+	srv := newServer(t, s)
+	c, _ := newClient(t, srv.URL, func(o *mimecast.Options) { oauthOpts(o); o.Timeout = 50 * time.Millisecond })
+	if _, err := c.Account(context.Background()); err != nil {
+		t.Fatalf("got %v, want success after a slow token fetch", err)
+	}
+	if n := s.fetches.Load(); n != 2 {
+		t.Errorf("got %d fetches, want 2", n)
+	}
+}
