@@ -60,34 +60,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries ...plugin.AuditEntry) e
 	if len(entries) == 0 {
 		return nil
 	}
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bktAudit)
-		b.FillPercent = 1 // append-only, keys ascending
-		prev := ""
-		if k, v := b.Cursor().Last(); k != nil {
-			var last plugin.AuditEntry
-			if err := json.Unmarshal(v, &last); err != nil {
-				return fmt.Errorf("decode audit entry %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			prev = last.Hash
-		}
-		var head auditHead
-		for _, e := range entries {
-			seq, err := b.NextSequence()
-			if err != nil {
-				return err
-			}
-			e.Seq, e.At, e.PrevHash = seq, e.At.UTC(), prev
-			e.Hash = AuditHash(e)
-			if err := putJSON(b, u64(seq), e); err != nil {
-				return err
-			}
-			prev = e.Hash
-			head = auditHead{Seq: seq, Hash: e.Hash}
-		}
-		return putJSON(tx.Bucket(bktMeta), keyAuditHead, head)
-	})
-	if err != nil {
+	if err := s.update(ctx, func(tx *bbolt.Tx) error { return appendAudit(tx, entries) }); err != nil {
 		return fmt.Errorf("append %d audit entries: %w", len(entries), err)
 	}
 	return nil
@@ -95,34 +68,92 @@ func (s *Store) AppendAudit(ctx context.Context, entries ...plugin.AuditEntry) e
 
 // Audit returns the entries matching f in Seq order: Since ≤ At ≤ Until
 // (zero bounds are open), exact Actor, Action and Target when set, Seq >
-// After, at most Limit (≤ 0: all).
+// After, at most Limit (≤ 0: all). A Since bound starts the scan at the
+// first entry that can match, through the audit time index.
 func (s *Store) Audit(ctx context.Context, f plugin.AuditFilter) ([]plugin.AuditEntry, error) {
 	var out []plugin.AuditEntry
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bktAudit).Cursor()
-		n := 0
-		for k, v := c.Seek(u64(f.After + 1)); k != nil; k, v = c.Next() {
-			if n++; n%4096 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			var e plugin.AuditEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode audit entry %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			if !matchAudit(e, f) {
-				continue
-			}
-			out = append(out, e)
-			if f.Limit > 0 && len(out) >= f.Limit {
-				break
-			}
-		}
-		return nil
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		out, err = queryAudit(ctx, tx, f)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read audit: %w", err)
+	}
+	return out, nil
+}
+
+// appendAudit chains entries after the last stored one. The time index
+// gets a key (running maximum of At, seq) only when an entry raises the
+// running maximum: every entry before that seq is older than the key's
+// time, which is what lets a Since query skip them, even if callers'
+// clocks are not monotonic.
+func appendAudit(tx *bbolt.Tx, entries []plugin.AuditEntry) error {
+	b, idx := tx.Bucket(bktAudit), tx.Bucket(bktAuditTime)
+	b.FillPercent, idx.FillPercent = 1, 1 // append-only, keys ascending
+	prev := ""
+	if k, v := b.Cursor().Last(); k != nil {
+		var last plugin.AuditEntry
+		if err := json.Unmarshal(v, &last); err != nil {
+			return fmt.Errorf("decode audit entry %x: %w", k, err)
+		}
+		prev = last.Hash
+	}
+	var maxAt uint64
+	if k, _ := idx.Cursor().Last(); len(k) == 16 {
+		maxAt = binary.BigEndian.Uint64(k)
+	}
+	var head auditHead
+	for _, e := range entries {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		e.Seq, e.At, e.PrevHash = seq, e.At.UTC(), prev
+		e.Hash = AuditHash(e)
+		if err := putJSON(b, u64(seq), e); err != nil {
+			return err
+		}
+		if tb := timeBits(e.At); tb > maxAt {
+			maxAt = tb
+			if err := idx.Put(append(u64(tb), u64(seq)...), nil); err != nil {
+				return err
+			}
+		}
+		prev = e.Hash
+		head = auditHead{Seq: seq, Hash: e.Hash}
+	}
+	return putJSON(tx.Bucket(bktMeta), keyAuditHead, head)
+}
+
+func queryAudit(ctx context.Context, tx *bbolt.Tx, f plugin.AuditFilter) ([]plugin.AuditEntry, error) {
+	start := f.After + 1
+	if !f.Since.IsZero() {
+		k, _ := tx.Bucket(bktAuditTime).Cursor().Seek(u64(timeBits(f.Since)))
+		if len(k) != 16 {
+			return nil, nil // every entry is older than Since
+		}
+		start = max(start, binary.BigEndian.Uint64(k[8:]))
+	}
+	var out []plugin.AuditEntry
+	c := tx.Bucket(bktAudit).Cursor()
+	n := 0
+	for k, v := c.Seek(u64(start)); k != nil; k, v = c.Next() {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		var e plugin.AuditEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, fmt.Errorf("decode audit entry %x: %w", k, err)
+		}
+		if !matchAudit(e, f) {
+			continue
+		}
+		out = append(out, e)
+		if f.Limit > 0 && len(out) >= f.Limit {
+			break
+		}
 	}
 	return out, nil
 }

@@ -237,3 +237,41 @@ func BenchmarkAppendAudit10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(entries))/b.Elapsed().Seconds(), "entries/s")
 }
+
+func TestAuditSinceWithClockSkew(t *testing.T) {
+	ctx := context.Background()
+	s, clk, _ := newStore(t)
+	start := clk.Now()
+	if err := s.AppendAudit(ctx, auditEntries(12, start)...); err != nil {
+		t.Fatal(err)
+	}
+	late := auditEntries(2, start)
+	late[0].At = start.Add(5*time.Minute + 30*time.Second) // a writer whose clock is behind
+	late[1].At = start.Add(20 * time.Minute)
+	if err := s.AppendAudit(ctx, late...); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		since time.Duration
+		want  string
+	}{
+		{0, "[1 2 3 4 5 6 7 8 9 10 11 12 13 14]"},
+		{5 * time.Minute, "[6 7 8 9 10 11 12 13 14]"},
+		{10 * time.Minute, "[11 12 14]"},
+		{20 * time.Minute, "[14]"},
+		{21 * time.Minute, "[]"},
+	}
+	for _, tt := range tests {
+		got, err := s.Audit(ctx, plugin.AuditFilter{Since: start.Add(tt.since)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs := []uint64{}
+		for _, e := range got {
+			seqs = append(seqs, e.Seq)
+		}
+		if fmt.Sprint(seqs) != tt.want {
+			t.Errorf("Since +%v: seqs %v, want %s", tt.since, seqs, tt.want)
+		}
+	}
+}

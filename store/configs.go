@@ -20,25 +20,7 @@ func (s *Store) CreateConfiguration(ctx context.Context, c plugin.Configuration)
 	if err != nil {
 		return fmt.Errorf("create configuration %q: %w", c.Name, err)
 	}
-	return s.update(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bktConfigs)
-		if b.Get([]byte(c.Name)) != nil {
-			return conflict("configuration %q already exists", c.Name)
-		}
-		if err := putJSON(b, []byte(c.Name), sealed); err != nil {
-			return err
-		}
-		// Data left by an older configuration of that name cannot exist
-		// (delete removes it), but start clean regardless.
-		data := tx.Bucket(bktData)
-		if data.Bucket([]byte(c.Name)) != nil {
-			if err := data.DeleteBucket([]byte(c.Name)); err != nil {
-				return err
-			}
-		}
-		_, err := data.CreateBucket([]byte(c.Name))
-		return err
-	})
+	return s.update(ctx, func(tx *bbolt.Tx) error { return createConfiguration(tx, sealed) })
 }
 
 // UpdateConfiguration replaces a configuration; ENOTFOUND if absent.
@@ -47,35 +29,21 @@ func (s *Store) UpdateConfiguration(ctx context.Context, c plugin.Configuration)
 	if err != nil {
 		return fmt.Errorf("update configuration %q: %w", c.Name, err)
 	}
-	return s.update(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bktConfigs)
-		if b.Get([]byte(c.Name)) == nil {
-			return configNotFound(c.Name)
-		}
-		if _, err := tx.Bucket(bktData).CreateBucketIfNotExists([]byte(c.Name)); err != nil {
-			return err
-		}
-		return putJSON(b, []byte(c.Name), sealed)
-	})
+	return s.update(ctx, func(tx *bbolt.Tx) error { return updateConfiguration(tx, sealed) })
 }
 
 // Configuration returns one configuration with its secrets in clear;
 // ENOTFOUND if absent, ErrWrongKey (wrapped) if its secrets do not open.
 func (s *Store) Configuration(ctx context.Context, name string) (plugin.Configuration, error) {
 	var c plugin.Configuration
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		found, err := getJSON(tx.Bucket(bktConfigs), []byte(name), &c)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return configNotFound(name)
-		}
-		return nil
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		c, err = getConfiguration(tx, name)
+		return err
 	})
 	if err != nil {
 		return plugin.Configuration{}, err
 	}
+	// Opening is CPU work: do it after the transaction.
 	if err := openConfig(s.aead, &c); err != nil {
 		return plugin.Configuration{}, fmt.Errorf("read %w", err)
 	}
@@ -86,15 +54,9 @@ func (s *Store) Configuration(ctx context.Context, name string) (plugin.Configur
 // name (byte order).
 func (s *Store) Configurations(ctx context.Context) ([]plugin.Configuration, error) {
 	var out []plugin.Configuration
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bktConfigs).ForEach(func(k, v []byte) error {
-			var c plugin.Configuration
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("decode configuration %q: %w", k, err)
-			}
-			out = append(out, c)
-			return nil
-		})
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		out, err = listConfigurations(tx)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -110,20 +72,75 @@ func (s *Store) Configurations(ctx context.Context) ([]plugin.Configuration, err
 // DeleteConfiguration removes a configuration and everything kept for it
 // (snapshot, status, events, checkpoints, marks, state); ENOTFOUND if absent.
 func (s *Store) DeleteConfiguration(ctx context.Context, name string) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bktConfigs)
-		if b.Get([]byte(name)) == nil {
-			return configNotFound(name)
-		}
-		if err := b.Delete([]byte(name)); err != nil {
+	return s.update(ctx, func(tx *bbolt.Tx) error { return deleteConfiguration(tx, name) })
+}
+
+func createConfiguration(tx *bbolt.Tx, sealed plugin.Configuration) error {
+	name := []byte(sealed.Name)
+	b := tx.Bucket(bktConfigs)
+	if b.Get(name) != nil {
+		return conflict("configuration %q already exists", sealed.Name)
+	}
+	if err := putJSON(b, name, sealed); err != nil {
+		return err
+	}
+	// Delete removes a configuration's data, so none can be left from an
+	// earlier configuration of that name; start clean regardless.
+	data := tx.Bucket(bktData)
+	if data.Bucket(name) != nil {
+		if err := data.DeleteBucket(name); err != nil {
 			return err
 		}
-		data := tx.Bucket(bktData)
-		if data.Bucket([]byte(name)) != nil {
-			return data.DeleteBucket([]byte(name))
+	}
+	_, err := data.CreateBucket(name)
+	return err
+}
+
+func updateConfiguration(tx *bbolt.Tx, sealed plugin.Configuration) error {
+	b := tx.Bucket(bktConfigs)
+	if b.Get([]byte(sealed.Name)) == nil {
+		return configNotFound(sealed.Name)
+	}
+	return putJSON(b, []byte(sealed.Name), sealed)
+}
+
+// getConfiguration returns the stored (sealed) configuration.
+func getConfiguration(tx *bbolt.Tx, name string) (plugin.Configuration, error) {
+	var c plugin.Configuration
+	found, err := getJSON(tx.Bucket(bktConfigs), []byte(name), &c)
+	if err == nil && !found {
+		err = configNotFound(name)
+	}
+	return c, err
+}
+
+// listConfigurations returns every stored (sealed) configuration.
+func listConfigurations(tx *bbolt.Tx) ([]plugin.Configuration, error) {
+	var out []plugin.Configuration
+	err := tx.Bucket(bktConfigs).ForEach(func(k, v []byte) error {
+		var c plugin.Configuration
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("decode configuration %q: %w", k, err)
 		}
+		out = append(out, c)
 		return nil
 	})
+	return out, err
+}
+
+func deleteConfiguration(tx *bbolt.Tx, name string) error {
+	b := tx.Bucket(bktConfigs)
+	if b.Get([]byte(name)) == nil {
+		return configNotFound(name)
+	}
+	if err := b.Delete([]byte(name)); err != nil {
+		return err
+	}
+	data := tx.Bucket(bktData)
+	if data.Bucket([]byte(name)) != nil {
+		return data.DeleteBucket([]byte(name))
+	}
+	return nil
 }
 
 // Per-configuration sub-buckets and keys.

@@ -2,7 +2,11 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,5 +163,83 @@ func TestCancelledContext(t *testing.T) {
 	}
 	if _, err := s.Configurations(ctx); err == nil {
 		t.Errorf("Configurations with a cancelled context succeeded")
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	ctx := context.Background()
+	s, clk, _ := newStore(t)
+	mustCreate(t, s, "acme")
+	if err := s.CreateToken(ctx, plugin.Token{ID: "t", Hash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	now := clk.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				evs := makeEvents(20, now.Add(time.Duration(g*10+i)*time.Hour))
+				for j := range evs {
+					evs[j].ID = fmt.Sprintf("g%d-%d-%d", g, i, j)
+				}
+				if _, err := s.SaveLogPage(ctx, "acme", evs, nil, plugin.Checkpoint{Log: plugin.LogURL}); err != nil {
+					errs <- err
+				}
+				if err := s.TouchToken(ctx, "t", now.Add(time.Duration(i)*time.Minute)); err != nil {
+					errs <- err
+				}
+				if _, _, err := s.Events(ctx, "acme", plugin.EventFilter{Limit: 5}); err != nil {
+					errs <- err
+				}
+				if err := s.AppendAudit(ctx, plugin.AuditEntry{Actor: fmt.Sprint(g), Action: "x", At: now}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if r, err := s.VerifyAudit(ctx); err != nil || !r.OK || r.Entries != 40 {
+		t.Errorf("VerifyAudit after concurrent appends = %+v, %v", r, err)
+	}
+	if evs, _, _ := s.Events(ctx, "acme", plugin.EventFilter{Limit: 1000}); len(evs) != 800 {
+		t.Errorf("%d events after concurrent saves, want 800", len(evs))
+	}
+}
+
+func TestFilePathAndReadOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if got, want := FilePath(dir), filepath.Join(dir, FileName); got != want {
+		t.Errorf("FilePath = %q, want %q", got, want)
+	}
+	if _, err := Open(FilePath(dir), Options{ReadOnly: true}); err == nil {
+		t.Errorf("read-only Open of a missing file succeeded")
+	}
+	s := mustOpen(t, FilePath(dir), testKey(1), nil)
+	mustCreate(t, s, "acme")
+	s.Close()
+	ro, err := Open(FilePath(dir), Options{ReadOnly: true, MasterKey: testKey(1)})
+	if err != nil {
+		t.Fatalf("read-only Open: %v", err)
+	}
+	defer ro.Close()
+	if c, err := ro.Configuration(ctx, "acme"); err != nil || c.Mimecast.AppKey == "" {
+		t.Errorf("read-only Configuration = %v", err)
+	}
+	if err := ro.AppendAudit(ctx, plugin.AuditEntry{Actor: "x"}); err == nil {
+		t.Errorf("read-only AppendAudit succeeded")
+	}
+	// A second writer waits for the lock, then gives up with a clear error.
+	s2 := mustOpen(t, filepath.Join(dir, "other.db"), testKey(1), nil)
+	_, err = Open(s2.Path(), Options{Timeout: 50 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Errorf("second Open of a locked file: err = %v, want a lock error", err)
 	}
 }

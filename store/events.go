@@ -67,35 +67,40 @@ func openEventBuckets(cb *bbolt.Bucket) (eventBuckets, error) {
 // rejected records and the log's checkpoint in one transaction and returns
 // how many events were new; ENOTFOUND if the configuration does not exist.
 func (s *Store) SaveLogPage(ctx context.Context, configuration string, events []plugin.RiskEvent, rejected []plugin.Rejected, cp plugin.Checkpoint) (int, error) {
-	added := 0
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		added = 0
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil {
-			return err
-		}
-		eb, err := openEventBuckets(cb)
-		if err != nil {
-			return err
-		}
-		for i := range events {
-			ok, err := putEvent(eb, &events[i])
-			if err != nil {
-				return err
-			}
-			if ok {
-				added++
-			}
-		}
-		if err := putRejected(cb, rejected); err != nil {
-			return err
-		}
-		return putCheckpoint(cb, cp)
+	var added int
+	err := s.update(ctx, func(tx *bbolt.Tx) (err error) {
+		added, err = saveLogPage(tx, configuration, events, rejected, cp)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("save %s log page of %q (%d events): %w", cp.Log, configuration, len(events), err)
 	}
 	return added, nil
+}
+
+func saveLogPage(tx *bbolt.Tx, configuration string, events []plugin.RiskEvent, rejected []plugin.Rejected, cp plugin.Checkpoint) (int, error) {
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil {
+		return 0, err
+	}
+	eb, err := openEventBuckets(cb)
+	if err != nil {
+		return 0, err
+	}
+	added := 0
+	for i := range events {
+		ok, err := putEvent(eb, &events[i])
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			added++
+		}
+	}
+	if err := putRejected(cb, rejected); err != nil {
+		return 0, err
+	}
+	return added, putCheckpoint(cb, cp)
 }
 
 func putEvent(eb eventBuckets, e *plugin.RiskEvent) (bool, error) {
@@ -178,19 +183,25 @@ func putCheckpoint(cb *bbolt.Bucket, cp plugin.Checkpoint) error {
 // Checkpoint returns a log's checkpoint, the zero value (with Log set) if
 // none is stored; ENOTFOUND if the configuration does not exist.
 func (s *Store) Checkpoint(ctx context.Context, configuration string, log plugin.LogKind) (plugin.Checkpoint, error) {
-	cp := plugin.Checkpoint{Log: log}
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil {
-			return err
-		}
-		b, _ := sub(cb, subCheckpoints)
-		if b == nil {
-			return nil
-		}
-		_, err = getJSON(b, []byte(log), &cp)
+	var cp plugin.Checkpoint
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		cp, err = getCheckpoint(tx, configuration, log)
 		return err
 	})
+	return cp, err
+}
+
+func getCheckpoint(tx *bbolt.Tx, configuration string, log plugin.LogKind) (plugin.Checkpoint, error) {
+	cp := plugin.Checkpoint{Log: log}
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil {
+		return cp, err
+	}
+	b, _ := sub(cb, subCheckpoints)
+	if b == nil {
+		return cp, nil
+	}
+	_, err = getJSON(b, []byte(log), &cp)
 	return cp, err
 }
 
@@ -210,26 +221,32 @@ func (s *Store) PutCheckpoint(ctx context.Context, configuration string, cp plug
 // first, at most limit (≤ 0: all kept, which is at most 1000).
 func (s *Store) Rejected(ctx context.Context, configuration string, limit int) ([]plugin.Rejected, error) {
 	var out []plugin.Rejected
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil {
-			return err
-		}
-		b, _ := sub(cb, subRejected)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
-			var r plugin.Rejected
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode rejected record: %w", err)
-			}
-			out = append(out, r)
-		}
-		return nil
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		out, err = listRejected(tx, configuration, limit)
+		return err
 	})
 	return out, err
+}
+
+func listRejected(tx *bbolt.Tx, configuration string, limit int) ([]plugin.Rejected, error) {
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := sub(cb, subRejected)
+	if b == nil {
+		return nil, nil
+	}
+	var out []plugin.Rejected
+	c := b.Cursor()
+	for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+		var r plugin.Rejected
+		if err := json.Unmarshal(v, &r); err != nil {
+			return nil, fmt.Errorf("decode rejected record: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // Events returns the events matching f, newest first (ties by ID,
@@ -250,48 +267,58 @@ func (s *Store) Events(ctx context.Context, configuration string, f plugin.Event
 			return nil, "", plugin.FieldError("cursor", "is not a cursor this server returned")
 		}
 	}
-	user := plugin.NormalizeEmail(f.User)
+	f.User = plugin.NormalizeEmail(f.User)
 	var out []plugin.RiskEvent
-	next := ""
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil {
-			return err
-		}
-		eb, _ := openEventBuckets(cb)
-		if eb.events == nil {
-			return nil
-		}
-		idx, prefix := eb.byTime, ""
-		switch {
-		case user != "":
-			idx, prefix = eb.byUser, user
-		case f.Rule != "":
-			idx, prefix = eb.byRule, f.Rule
-		}
-		var lastTK []byte
-		return scanNewest(idx, prefix, after, f.Since, func(tk []byte) (bool, error) {
-			e, err := getEvent(eb.events, tk[8:])
-			if err != nil {
-				return false, err
-			}
-			if (f.Rule != "" && e.Rule != f.Rule) || (user != "" && e.User != user) {
-				return true, nil
-			}
-			if len(out) == limit {
-				// One more match exists: the page is full and not the last.
-				next = base64.RawURLEncoding.EncodeToString(lastTK)
-				return false, nil
-			}
-			out = append(out, e)
-			lastTK = append(lastTK[:0], tk...)
-			return true, nil
-		})
+	var next string
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		out, next, err = queryEvents(tx, configuration, f, after, limit)
+		return err
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("read events of %q: %w", configuration, err)
 	}
 	return out, next, nil
+}
+
+// queryEvents picks the narrowest index for f and scans it newest first
+// from after, peeking one match past limit to know whether a next page
+// exists.
+func queryEvents(tx *bbolt.Tx, configuration string, f plugin.EventFilter, after []byte, limit int) ([]plugin.RiskEvent, string, error) {
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil {
+		return nil, "", err
+	}
+	eb, _ := openEventBuckets(cb)
+	if eb.events == nil {
+		return nil, "", nil
+	}
+	idx, prefix := eb.byTime, ""
+	switch {
+	case f.User != "":
+		idx, prefix = eb.byUser, f.User
+	case f.Rule != "":
+		idx, prefix = eb.byRule, f.Rule
+	}
+	var out []plugin.RiskEvent
+	var next string
+	var lastTK []byte
+	err = scanNewest(idx, prefix, after, f.Since, func(tk []byte) (bool, error) {
+		e, err := getEvent(eb.events, tk[8:])
+		if err != nil {
+			return false, err
+		}
+		if (f.Rule != "" && e.Rule != f.Rule) || (f.User != "" && e.User != f.User) {
+			return true, nil
+		}
+		if len(out) == limit {
+			next = base64.RawURLEncoding.EncodeToString(lastTK)
+			return false, nil
+		}
+		out = append(out, e)
+		lastTK = append(lastTK[:0], tk...)
+		return true, nil
+	})
+	return out, next, err
 }
 
 // scanNewest walks idx's keys that start with prefix+0x00 (all keys when
@@ -356,23 +383,9 @@ func getEvent(b *bbolt.Bucket, id []byte) (plugin.RiskEvent, error) {
 func (s *Store) UserEvents(ctx context.Context, configuration, user string) ([]plugin.RiskEvent, error) {
 	user = plugin.NormalizeEmail(user)
 	var out []plugin.RiskEvent
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil {
-			return err
-		}
-		eb, _ := openEventBuckets(cb)
-		if eb.events == nil || user == "" {
-			return nil
-		}
-		return scanNewest(eb.byUser, user, nil, time.Time{}, func(tk []byte) (bool, error) {
-			e, err := getEvent(eb.events, tk[8:])
-			if err != nil {
-				return false, err
-			}
-			out = append(out, e)
-			return true, nil
-		})
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		out, err = userEvents(tx, configuration, user)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read events of %s in %q: %w", user, configuration, err)
@@ -380,49 +393,76 @@ func (s *Store) UserEvents(ctx context.Context, configuration, user string) ([]p
 	return out, nil
 }
 
+func userEvents(tx *bbolt.Tx, configuration, user string) ([]plugin.RiskEvent, error) {
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil {
+		return nil, err
+	}
+	eb, _ := openEventBuckets(cb)
+	if eb.events == nil || user == "" {
+		return nil, nil
+	}
+	var out []plugin.RiskEvent
+	err = scanNewest(eb.byUser, user, nil, time.Time{}, func(tk []byte) (bool, error) {
+		e, err := getEvent(eb.events, tk[8:])
+		if err != nil {
+			return false, err
+		}
+		out = append(out, e)
+		return true, nil
+	})
+	return out, err
+}
+
 // PruneEvents removes the configuration's events older than before (and
 // their index entries) and returns how many; ENOTFOUND if the
 // configuration does not exist.
 func (s *Store) PruneEvents(ctx context.Context, configuration string, before time.Time) (int, error) {
-	n := 0
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		n = 0
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil {
-			return err
-		}
-		eb, err := openEventBuckets(cb)
-		if err != nil {
-			return err
-		}
-		limit := timeBits(before)
-		var dead [][]byte
-		c := eb.byTime.Cursor()
-		for k, _ := c.First(); k != nil && len(k) >= 8 && binary.BigEndian.Uint64(k) < limit; k, _ = c.Next() {
-			dead = append(dead, append([]byte(nil), k...))
-		}
-		for _, tk := range dead {
-			e, err := getEvent(eb.events, tk[8:])
-			if err != nil {
-				return err
-			}
-			for _, del := range []struct {
-				b *bbolt.Bucket
-				k []byte
-			}{
-				{eb.events, tk[8:]}, {eb.byTime, tk},
-				{eb.byUser, prefixed(e.User, tk)}, {eb.byRule, prefixed(e.Rule, tk)},
-			} {
-				if err := del.b.Delete(del.k); err != nil {
-					return err
-				}
-			}
-			n++
-		}
-		return nil
+	var n int
+	err := s.update(ctx, func(tx *bbolt.Tx) (err error) {
+		n, err = pruneEvents(tx, configuration, before)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune events of %q: %w", configuration, err)
 	}
+	if n > 0 {
+		s.log.Debug().Str("configuration", configuration).Int("events", n).Msg("old events pruned")
+	}
 	return n, nil
+}
+
+func pruneEvents(tx *bbolt.Tx, configuration string, before time.Time) (int, error) {
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil {
+		return 0, err
+	}
+	eb, err := openEventBuckets(cb)
+	if err != nil {
+		return 0, err
+	}
+	limit := timeBits(before)
+	var dead [][]byte
+	c := eb.byTime.Cursor()
+	for k, _ := c.First(); k != nil && len(k) >= 8 && binary.BigEndian.Uint64(k) < limit; k, _ = c.Next() {
+		dead = append(dead, append([]byte(nil), k...))
+	}
+	for _, tk := range dead {
+		e, err := getEvent(eb.events, tk[8:])
+		if err != nil {
+			return 0, err
+		}
+		for _, del := range []struct {
+			b *bbolt.Bucket
+			k []byte
+		}{
+			{eb.events, tk[8:]}, {eb.byTime, tk},
+			{eb.byUser, prefixed(e.User, tk)}, {eb.byRule, prefixed(e.Rule, tk)},
+		} {
+			if err := del.b.Delete(del.k); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(dead), nil
 }

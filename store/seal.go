@@ -278,6 +278,9 @@ func RotateMasterKey(path string, oldKey, newKey []byte) (int, error) {
 		return 0, fmt.Errorf("rotate master key: %w", err)
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: DefaultTimeout})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return 0, fmt.Errorf("rotate master key: %s is locked by another process (stop the server first): %w", path, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("rotate master key: open %s: %w", path, err)
 	}

@@ -47,29 +47,7 @@ func (s *Store) PutSnapshot(ctx context.Context, snap plugin.Snapshot) error {
 		chunks = append(chunks, encodeUsers(snap.Users[i:min(i+chunkUsers, len(snap.Users))]))
 	}
 	head := snapHead{Configuration: snap.Configuration, TakenAt: snap.TakenAt, Users: len(snap.Users), Chunks: len(chunks)}
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		cb, err := cfgBucket(tx, snap.Configuration)
-		if err != nil {
-			return err
-		}
-		if cb.Bucket(subSnapshot) != nil {
-			if err := cb.DeleteBucket(subSnapshot); err != nil {
-				return err
-			}
-		}
-		b, err := cb.CreateBucket(subSnapshot)
-		if err != nil {
-			return err
-		}
-		b.FillPercent = 1 // keys are appended in order
-		for i, c := range chunks {
-			if err := b.Put(chunkKey(i), c); err != nil {
-				return err
-			}
-		}
-		return putJSON(b, keySnapHead, head)
-	})
-	if err != nil {
+	if err := s.update(ctx, func(tx *bbolt.Tx) error { return putSnapshot(tx, head, chunks) }); err != nil {
 		return fmt.Errorf("put snapshot of %q (%d users): %w", snap.Configuration, len(snap.Users), err)
 	}
 	return nil
@@ -78,41 +56,71 @@ func (s *Store) PutSnapshot(ctx context.Context, snap plugin.Snapshot) error {
 // Snapshot returns the configuration's current snapshot; ENOTFOUND if
 // there is none yet (or no such configuration).
 func (s *Store) Snapshot(ctx context.Context, configuration string) (plugin.Snapshot, error) {
-	var head snapHead
-	var users []plugin.UserGrade
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil {
-			return err
-		}
-		b, _ := sub(cb, subSnapshot)
-		if b == nil {
-			return notFound("configuration %q has no snapshot yet", configuration)
-		}
-		found, err := getJSON(b, keySnapHead, &head)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return notFound("configuration %q has no snapshot yet", configuration)
-		}
-		users = make([]plugin.UserGrade, 0, head.Users)
-		for i := 0; i < head.Chunks; i++ {
-			v := b.Get(chunkKey(i))
-			if v == nil {
-				return fmt.Errorf("snapshot chunk %d missing", i)
-			}
-			if users, err = decodeUsers(users, v); err != nil {
-				return fmt.Errorf("snapshot chunk %d: %w", i, err)
-			}
-		}
-		if len(users) != head.Users {
-			return fmt.Errorf("snapshot has %d users, head says %d", len(users), head.Users)
-		}
-		return nil
+	var snap plugin.Snapshot
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		snap, err = getSnapshot(tx, configuration)
+		return err
 	})
 	if err != nil {
 		return plugin.Snapshot{}, fmt.Errorf("read snapshot of %q: %w", configuration, err)
+	}
+	return snap, nil
+}
+
+// putSnapshot drops the old snapshot bucket and writes the new one.
+func putSnapshot(tx *bbolt.Tx, head snapHead, chunks [][]byte) error {
+	cb, err := cfgBucket(tx, head.Configuration)
+	if err != nil {
+		return err
+	}
+	if cb.Bucket(subSnapshot) != nil {
+		if err := cb.DeleteBucket(subSnapshot); err != nil {
+			return err
+		}
+	}
+	b, err := cb.CreateBucket(subSnapshot)
+	if err != nil {
+		return err
+	}
+	b.FillPercent = 1 // keys are appended in order
+	for i, c := range chunks {
+		if err := b.Put(chunkKey(i), c); err != nil {
+			return err
+		}
+	}
+	return putJSON(b, keySnapHead, head)
+}
+
+func getSnapshot(tx *bbolt.Tx, configuration string) (plugin.Snapshot, error) {
+	none := notFound("configuration %q has no snapshot yet", configuration)
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil {
+		return plugin.Snapshot{}, err
+	}
+	b, _ := sub(cb, subSnapshot)
+	if b == nil {
+		return plugin.Snapshot{}, none
+	}
+	var head snapHead
+	found, err := getJSON(b, keySnapHead, &head)
+	if err != nil {
+		return plugin.Snapshot{}, err
+	}
+	if !found {
+		return plugin.Snapshot{}, none
+	}
+	users := make([]plugin.UserGrade, 0, head.Users)
+	for i := 0; i < head.Chunks; i++ {
+		v := b.Get(chunkKey(i))
+		if v == nil {
+			return plugin.Snapshot{}, fmt.Errorf("snapshot chunk %d missing", i)
+		}
+		if users, err = decodeUsers(users, v); err != nil {
+			return plugin.Snapshot{}, fmt.Errorf("snapshot chunk %d: %w", i, err)
+		}
+	}
+	if len(users) != head.Users {
+		return plugin.Snapshot{}, fmt.Errorf("snapshot has %d users, its head says %d", len(users), head.Users)
 	}
 	return plugin.Snapshot{Configuration: configuration, TakenAt: head.TakenAt, Users: users}, nil
 }
@@ -201,26 +209,34 @@ func uvarintAt(s string, pos *int) (uint64, bool) {
 // PutSyncStatus stores the configuration's last sync status; ENOTFOUND if
 // the configuration does not exist.
 func (s *Store) PutSyncStatus(ctx context.Context, configuration string, st plugin.SyncStatus) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil {
-			return err
-		}
-		return putJSON(cb, keyStatus, st)
-	})
+	return s.update(ctx, func(tx *bbolt.Tx) error { return putSyncStatus(tx, configuration, st) })
 }
 
 // SyncStatus returns the last stored status, State "idle" when no sync
 // has been recorded yet; ENOTFOUND if the configuration does not exist.
 func (s *Store) SyncStatus(ctx context.Context, configuration string) (plugin.SyncStatus, error) {
-	st := plugin.SyncStatus{State: "idle"}
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil || cb == nil {
-			return err
-		}
-		_, err = getJSON(cb, keyStatus, &st)
+	var st plugin.SyncStatus
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		st, err = getSyncStatus(tx, configuration)
 		return err
 	})
+	return st, err
+}
+
+func putSyncStatus(tx *bbolt.Tx, configuration string, st plugin.SyncStatus) error {
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil {
+		return err
+	}
+	return putJSON(cb, keyStatus, st)
+}
+
+func getSyncStatus(tx *bbolt.Tx, configuration string) (plugin.SyncStatus, error) {
+	st := plugin.SyncStatus{State: "idle"}
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil || cb == nil {
+		return st, err
+	}
+	_, err = getJSON(cb, keyStatus, &st)
 	return st, err
 }

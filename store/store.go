@@ -12,7 +12,8 @@
 //	           and their indexes, rejected records, checkpoints, marks, state
 //	idem       key -> idempotency record; idemexp expiry index for cleanup
 //	tokens     id -> token JSON; tokenhash SHA-256 hex -> id
-//	audit      big-endian seq -> entry JSON (hash-chained)
+//	audit      big-endian seq -> entry JSON (hash-chained); audittime
+//	           indexes it by time for Since queries
 //
 // Deleting a configuration deletes its data bucket, so nothing is left behind.
 package store
@@ -24,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -43,8 +45,9 @@ var (
 	bktTokens    = []byte("tokens")
 	bktTokenHash = []byte("tokenhash")
 	bktAudit     = []byte("audit")
+	bktAuditTime = []byte("audittime")
 
-	topBuckets = [][]byte{bktMeta, bktConfigs, bktData, bktIdem, bktIdemExp, bktTokens, bktTokenHash, bktAudit}
+	topBuckets = [][]byte{bktMeta, bktConfigs, bktData, bktIdem, bktIdemExp, bktTokens, bktTokenHash, bktAudit, bktAuditTime}
 
 	keySchema    = []byte("schema")
 	keyKeyCheck  = []byte("keycheck")
@@ -52,6 +55,13 @@ var (
 )
 
 const schemaVersion = "1"
+
+// FileName is the store file's name inside the data directory.
+const FileName = "mimecast-ure.db"
+
+// FilePath returns the store file's path inside dataDir, so serve and the
+// offline commands (token, audit verify, rotate-master-key) agree on it.
+func FilePath(dataDir string) string { return filepath.Join(dataDir, FileName) }
 
 // DefaultTimeout is how long Open waits for the file lock held by another
 // process before giving up.

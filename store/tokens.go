@@ -24,19 +24,7 @@ func (s *Store) CreateToken(ctx context.Context, t plugin.Token) error {
 	if t.ID == "" || t.Hash == "" {
 		return plugin.Errorf(plugin.EINVALID, "a token needs an id and a hash")
 	}
-	return s.update(ctx, func(tx *bbolt.Tx) error {
-		b, idx := tx.Bucket(bktTokens), tx.Bucket(bktTokenHash)
-		if b.Get([]byte(t.ID)) != nil {
-			return conflict("token %q already exists", t.ID)
-		}
-		if idx.Get([]byte(t.Hash)) != nil {
-			return conflict("a token with that value already exists")
-		}
-		if err := idx.Put([]byte(t.Hash), []byte(t.ID)); err != nil {
-			return err
-		}
-		return putJSON(b, []byte(t.ID), t)
-	})
+	return s.update(ctx, func(tx *bbolt.Tx) error { return createToken(tx, t) })
 }
 
 // TokenByHash finds a token by the SHA-256 hex of its value; ENOTFOUND.
@@ -49,14 +37,9 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (plugin.Token, err
 		if id == nil {
 			return notFound("no such token")
 		}
-		found, err := getJSON(tx.Bucket(bktTokens), id, &t)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return notFound("no such token")
-		}
-		return nil
+		var err error
+		t, err = getToken(tx, string(id))
+		return err
 	})
 	return t, err
 }
@@ -64,21 +47,9 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (plugin.Token, err
 // Tokens lists every token, revoked ones too, oldest first (ties by id).
 func (s *Store) Tokens(ctx context.Context) ([]plugin.Token, error) {
 	var out []plugin.Token
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bktTokens).ForEach(func(k, v []byte) error {
-			var t plugin.Token
-			if err := json.Unmarshal(v, &t); err != nil {
-				return fmt.Errorf("decode token %q: %w", k, err)
-			}
-			out = append(out, t)
-			return nil
-		})
-	})
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].CreatedAt.Before(out[j].CreatedAt)
-		}
-		return out[i].ID < out[j].ID
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		out, err = listTokens(tx)
+		return err
 	})
 	return out, err
 }
@@ -87,53 +58,77 @@ func (s *Store) Tokens(ctx context.Context) ([]plugin.Token, error) {
 // keeps the first time.
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bktTokens)
-		var t plugin.Token
-		found, err := getJSON(b, []byte(id), &t)
-		if err != nil {
+		t, err := getToken(tx, id)
+		if err != nil || !t.RevokedAt.IsZero() {
 			return err
 		}
-		if !found {
-			return notFound("token %q not found", id)
-		}
-		if !t.RevokedAt.IsZero() {
-			return nil
-		}
 		t.RevokedAt = at
-		return putJSON(b, []byte(id), t)
+		return putJSON(tx.Bucket(bktTokens), []byte(id), t)
 	})
 }
 
 // TouchToken records a use at at; ENOTFOUND. It only writes when the
 // stored LastUsedAt is more than a minute older, so calling it on every
-// request costs a read transaction.
+// request usually costs one read transaction.
 func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
 	var t plugin.Token
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		found, err := getJSON(tx.Bucket(bktTokens), []byte(id), &t)
-		if err == nil && !found {
-			err = notFound("token %q not found", id)
-		}
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		t, err = getToken(tx, id)
 		return err
 	})
 	if err != nil || at.Sub(t.LastUsedAt) < touchEvery {
 		return err
 	}
 	return s.update(ctx, func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bktTokens)
-		found, err := getJSON(b, []byte(id), &t)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return notFound("token %q not found", id)
-		}
-		if at.Sub(t.LastUsedAt) < touchEvery {
-			return nil // another request touched it meanwhile
+		t, err := getToken(tx, id)
+		if err != nil || at.Sub(t.LastUsedAt) < touchEvery {
+			return err // another request touched it meanwhile
 		}
 		t.LastUsedAt = at
-		return putJSON(b, []byte(id), t)
+		return putJSON(tx.Bucket(bktTokens), []byte(id), t)
 	})
+}
+
+func createToken(tx *bbolt.Tx, t plugin.Token) error {
+	b, idx := tx.Bucket(bktTokens), tx.Bucket(bktTokenHash)
+	if b.Get([]byte(t.ID)) != nil {
+		return conflict("token %q already exists", t.ID)
+	}
+	if idx.Get([]byte(t.Hash)) != nil {
+		return conflict("a token with that value already exists")
+	}
+	if err := idx.Put([]byte(t.Hash), []byte(t.ID)); err != nil {
+		return err
+	}
+	return putJSON(b, []byte(t.ID), t)
+}
+
+func getToken(tx *bbolt.Tx, id string) (plugin.Token, error) {
+	var t plugin.Token
+	found, err := getJSON(tx.Bucket(bktTokens), []byte(id), &t)
+	if err == nil && !found {
+		err = notFound("token %q not found", id)
+	}
+	return t, err
+}
+
+func listTokens(tx *bbolt.Tx) ([]plugin.Token, error) {
+	var out []plugin.Token
+	err := tx.Bucket(bktTokens).ForEach(func(k, v []byte) error {
+		var t plugin.Token
+		if err := json.Unmarshal(v, &t); err != nil {
+			return fmt.Errorf("decode token %q: %w", k, err)
+		}
+		out = append(out, t)
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, err
 }
 
 // idemRecord is one stored idempotent answer.
@@ -150,8 +145,7 @@ const idemSweep = 100
 func (s *Store) Idempotent(ctx context.Context, key string) ([]byte, bool, error) {
 	var r idemRecord
 	var found bool
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		var err error
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
 		found, err = getJSON(tx.Bucket(bktIdem), []byte(key), &r)
 		return err
 	})
@@ -169,30 +163,38 @@ func (s *Store) PutIdempotent(ctx context.Context, key string, answer []byte, tt
 		return plugin.Errorf(plugin.EINVALID, "an idempotency record needs a key and a positive ttl")
 	}
 	now := s.now()
-	return s.update(ctx, func(tx *bbolt.Tx) error {
-		b, exp := tx.Bucket(bktIdem), tx.Bucket(bktIdemExp)
-		if err := sweepIdem(b, exp, now); err != nil {
+	swept := 0
+	err := s.update(ctx, func(tx *bbolt.Tx) (err error) {
+		if swept, err = sweepIdem(tx, now); err != nil {
 			return err
 		}
-		var old idemRecord
-		found, err := getJSON(b, []byte(key), &old)
-		if err != nil {
-			return err
-		}
-		if found {
-			if now.Before(old.Expires) {
-				return conflict("an answer for this idempotency key is already stored")
-			}
-			if err := exp.Delete(idemExpKey(old.Expires, key)); err != nil {
-				return err
-			}
-		}
-		r := idemRecord{Expires: now.Add(ttl), Answer: answer}
-		if err := exp.Put(idemExpKey(r.Expires, key), nil); err != nil {
-			return err
-		}
-		return putJSON(b, []byte(key), r)
+		return putIdem(tx, key, idemRecord{Expires: now.Add(ttl), Answer: answer}, now)
 	})
+	if err == nil && swept > 0 {
+		s.log.Debug().Int("records", swept).Msg("expired idempotency records removed")
+	}
+	return err
+}
+
+func putIdem(tx *bbolt.Tx, key string, r idemRecord, now time.Time) error {
+	b, exp := tx.Bucket(bktIdem), tx.Bucket(bktIdemExp)
+	var old idemRecord
+	found, err := getJSON(b, []byte(key), &old)
+	if err != nil {
+		return err
+	}
+	if found {
+		if now.Before(old.Expires) {
+			return conflict("an answer for this idempotency key is already stored")
+		}
+		if err := exp.Delete(idemExpKey(old.Expires, key)); err != nil {
+			return err
+		}
+	}
+	if err := exp.Put(idemExpKey(r.Expires, key), nil); err != nil {
+		return err
+	}
+	return putJSON(b, []byte(key), r)
 }
 
 func idemExpKey(t time.Time, key string) []byte {
@@ -201,7 +203,9 @@ func idemExpKey(t time.Time, key string) []byte {
 	return append(k, key...)
 }
 
-func sweepIdem(b, exp *bbolt.Bucket, now time.Time) error {
+// sweepIdem removes up to idemSweep expired records and their index keys.
+func sweepIdem(tx *bbolt.Tx, now time.Time) (int, error) {
+	b, exp := tx.Bucket(bktIdem), tx.Bucket(bktIdemExp)
 	var dead [][]byte
 	c := exp.Cursor()
 	for k, _ := c.First(); k != nil && len(dead) < idemSweep; k, _ = c.Next() {
@@ -213,35 +217,24 @@ func sweepIdem(b, exp *bbolt.Bucket, now time.Time) error {
 	}
 	for _, k := range dead {
 		if err := exp.Delete(k); err != nil {
-			return err
+			return 0, err
 		}
 		if len(k) >= 8 {
 			if err := b.Delete(k[8:]); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	}
-	return nil
+	return len(dead), nil
 }
 
 // MarkOnce records key for the configuration at at and reports whether it
 // was new; ENOTFOUND if the configuration does not exist.
 func (s *Store) MarkOnce(ctx context.Context, configuration, key string, at time.Time) (bool, error) {
-	fresh := false
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil {
-			return err
-		}
-		b, err := sub(cb, subOnce)
-		if err != nil {
-			return err
-		}
-		if b.Get([]byte(key)) != nil {
-			return nil
-		}
-		fresh = true
-		return b.Put([]byte(key), u64(timeBits(at)))
+	var fresh bool
+	err := s.update(ctx, func(tx *bbolt.Tx) (err error) {
+		fresh, err = markOnce(tx, configuration, key, at)
+		return err
 	})
 	return fresh, err
 }
@@ -249,36 +242,60 @@ func (s *Store) MarkOnce(ctx context.Context, configuration, key string, at time
 // PutState stores a small document under key for the configuration;
 // ENOTFOUND if the configuration does not exist.
 func (s *Store) PutState(ctx context.Context, configuration, key string, v []byte) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil {
-			return err
-		}
-		b, err := sub(cb, subState)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(key), v)
-	})
+	return s.update(ctx, func(tx *bbolt.Tx) error { return putState(tx, configuration, key, v) })
 }
 
 // State returns the document under key, nil (and no error) when none was
 // stored; ENOTFOUND if the configuration does not exist.
 func (s *Store) State(ctx context.Context, configuration, key string) ([]byte, error) {
 	var out []byte
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		cb, err := cfgBucket(tx, configuration)
-		if err != nil {
-			return err
-		}
-		b, _ := sub(cb, subState)
-		if b == nil {
-			return nil
-		}
-		if v := b.Get([]byte(key)); v != nil {
-			out = append([]byte{}, v...)
-		}
-		return nil
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		out, err = getState(tx, configuration, key)
+		return err
 	})
 	return out, err
+}
+
+func markOnce(tx *bbolt.Tx, configuration, key string, at time.Time) (bool, error) {
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil {
+		return false, err
+	}
+	b, err := sub(cb, subOnce)
+	if err != nil {
+		return false, err
+	}
+	if b.Get([]byte(key)) != nil {
+		return false, nil
+	}
+	return true, b.Put([]byte(key), u64(timeBits(at)))
+}
+
+func putState(tx *bbolt.Tx, configuration, key string, v []byte) error {
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil {
+		return err
+	}
+	b, err := sub(cb, subState)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), v)
+}
+
+// getState copies the document out: bbolt memory is only valid inside
+// the transaction.
+func getState(tx *bbolt.Tx, configuration, key string) ([]byte, error) {
+	cb, err := cfgBucket(tx, configuration)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := sub(cb, subState)
+	if b == nil {
+		return nil, nil
+	}
+	if v := b.Get([]byte(key)); v != nil {
+		return append([]byte{}, v...), nil
+	}
+	return nil, nil
 }
