@@ -79,7 +79,7 @@ func (s *Store) Audit(ctx context.Context, f plugin.AuditFilter) ([]plugin.Audit
 	if err != nil {
 		return nil, fmt.Errorf("read audit: %w", err)
 	}
-	return out, nil
+	return nonNil(out), nil
 }
 
 // appendAudit chains entries after the last stored one. The time index
@@ -127,8 +127,8 @@ func appendAudit(tx *bbolt.Tx, entries []plugin.AuditEntry) error {
 
 func queryAudit(ctx context.Context, tx *bbolt.Tx, f plugin.AuditFilter) ([]plugin.AuditEntry, error) {
 	start := f.After + 1
-	if !f.Since.IsZero() {
-		k, _ := tx.Bucket(bktAuditTime).Cursor().Seek(u64(timeBits(f.Since)))
+	if idx := tx.Bucket(bktAuditTime); idx != nil && !f.Since.IsZero() {
+		k, _ := idx.Cursor().Seek(u64(timeBits(f.Since)))
 		if len(k) != 16 {
 			return nil, nil // every entry is older than Since
 		}

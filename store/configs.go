@@ -66,7 +66,7 @@ func (s *Store) Configurations(ctx context.Context) ([]plugin.Configuration, err
 			return nil, fmt.Errorf("read %w", err)
 		}
 	}
-	return out, nil
+	return nonNil(out), nil
 }
 
 // DeleteConfiguration removes a configuration and everything kept for it

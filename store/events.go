@@ -225,7 +225,7 @@ func (s *Store) Rejected(ctx context.Context, configuration string, limit int) (
 		out, err = listRejected(tx, configuration, limit)
 		return err
 	})
-	return out, err
+	return nonNil(out), err
 }
 
 func listRejected(tx *bbolt.Tx, configuration string, limit int) ([]plugin.Rejected, error) {
@@ -277,7 +277,7 @@ func (s *Store) Events(ctx context.Context, configuration string, f plugin.Event
 	if err != nil {
 		return nil, "", fmt.Errorf("read events of %q: %w", configuration, err)
 	}
-	return out, next, nil
+	return nonNil(out), next, nil
 }
 
 // queryEvents picks the narrowest index for f and scans it newest first
@@ -390,7 +390,7 @@ func (s *Store) UserEvents(ctx context.Context, configuration, user string) ([]p
 	if err != nil {
 		return nil, fmt.Errorf("read events of %s in %q: %w", user, configuration, err)
 	}
-	return out, nil
+	return nonNil(out), nil
 }
 
 func userEvents(tx *bbolt.Tx, configuration, user string) ([]plugin.RiskEvent, error) {

@@ -226,3 +226,12 @@ func getJSON(b *bbolt.Bucket, key []byte, v any) (bool, error) {
 	}
 	return true, nil
 }
+
+// nonNil returns s, or an empty slice for nil, so lists encode as [] and
+// never as null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

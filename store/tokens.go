@@ -51,7 +51,7 @@ func (s *Store) Tokens(ctx context.Context) ([]plugin.Token, error) {
 		out, err = listTokens(tx)
 		return err
 	})
-	return out, err
+	return nonNil(out), err
 }
 
 // RevokeToken marks a token revoked at at; ENOTFOUND. Revoking twice
