@@ -1,0 +1,73 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// parseFlags parses args into fs, then fills every flag not given on the
+// command line from the environment variable URE_<FLAG> (dashes become
+// underscores), so `--data` also reads URE_DATA.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		env := "URE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: invalid value for %s", fs.Name(), env)
+			}
+		}
+	})
+	return err
+}
+
+// serverConfig is what serve and demo share.
+type serverConfig struct {
+	Addr           string
+	Data           string
+	MasterKeyFile  string
+	TLSCert        string
+	TLSKey         string
+	LogLevel       string
+	LogFormat      string
+	ShutdownWait   time.Duration
+	MaxBodyBytes   int64
+	AuthFailLimit  int
+	AuthFailWindow time.Duration
+}
+
+func (c *serverConfig) register(fs *flag.FlagSet, defaultData string) {
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&c.Data, "data", defaultData, "data directory (bbolt file, generated master key)")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", "", "file holding the base64 master key (default: URE_MASTER_KEY, else <data>/master.key)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key serves HTTPS")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "console", "console or json")
+	fs.DurationVar(&c.ShutdownWait, "shutdown-timeout", 20*time.Second, "how long shutdown waits for requests and syncs")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 10<<20, "largest request body accepted")
+	fs.IntVar(&c.AuthFailLimit, "auth-fail-limit", 10, "failed authentications from one address before 429")
+	fs.DurationVar(&c.AuthFailWindow, "auth-fail-window", time.Minute, "window for --auth-fail-limit")
+}
+
+func (c serverConfig) validate() error {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if c.Data == "" {
+		return fmt.Errorf("--data is required")
+	}
+	return nil
+}

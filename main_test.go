@@ -1,0 +1,425 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"mimecast-ure/internal/mimecasttest"
+	"mimecast-ure/mimecast"
+)
+
+// lockedBuffer collects log output from many goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+const (
+	testAdminToken = "mcu_e2e-admin-token-value-0123456789abcdef"
+	testMasterKey  = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+)
+
+// testEnv is a running server on :0 against an emulator.
+type testEnv struct {
+	t    *testing.T
+	url  string
+	emu  *mimecasttest.Server
+	emuS *httptest.Server
+	logs *lockedBuffer
+	app  *app
+}
+
+func noSleep(ctx context.Context, d time.Duration) error { return ctx.Err() }
+
+// startEnv starts the emulator and the real server (store in a temp dir,
+// debug logs captured) and stops both when the test ends.
+func startEnv(t *testing.T, emuOpts mimecasttest.Options) *testEnv {
+	t.Helper()
+	emu := mimecasttest.New(emuOpts)
+	emuS := httptest.NewServer(emu)
+	t.Cleanup(emuS.Close)
+
+	logs := &lockedBuffer{}
+	log := zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	env := map[string]string{"URE_ADMIN_TOKEN": testAdminToken, "URE_MASTER_KEY": testMasterKey}
+	cfg := serverConfig{Addr: "127.0.0.1:0", Data: t.TempDir(), ShutdownWait: 5 * time.Second,
+		MaxBodyBytes: 1 << 20, AuthFailLimit: 1000, AuthFailWindow: time.Minute, LogLevel: "debug"}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := startApp(ctx, cfg, func(k string) string { return env[k] }, log,
+		mimecast.Options{Sleep: noSleep, MaxAttempts: 2, Timeout: 5 * time.Second})
+	if err != nil {
+		cancel()
+		t.Fatalf("startApp: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return &testEnv{t: t, url: a.URL, emu: emu, emuS: emuS, logs: logs, app: a}
+}
+
+// call sends a request and decodes a JSON answer into out (if non-nil).
+func (e *testEnv) call(method, path, token string, body any, out any) (int, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if out != nil && res.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
+	}
+	return res.StatusCode, raw
+}
+
+// want asserts a status and, for errors, the JSON error shape.
+func (e *testEnv) want(method, path, token string, body any, status int, out any) []byte {
+	e.t.Helper()
+	got, raw := e.call(method, path, token, body, out)
+	if got != status {
+		e.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, got, status, raw)
+	}
+	if status >= 400 {
+		var eb struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if err := json.Unmarshal(raw, &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
+			e.t.Fatalf("%s %s: error body %s is not {\"error\":{code,message}}", method, path, raw)
+		}
+	}
+	return raw
+}
+
+func demoConfigBody(e *testEnv, name string) map[string]any {
+	return map[string]any{
+		"name": name, "sync_interval": "15m",
+		"mimecast": map[string]any{
+			"base_url": e.emuS.URL, "auth": "legacy",
+			"app_id": mimecasttest.DefaultAppID, "app_key": mimecasttest.DefaultAppKey,
+			"access_key": mimecasttest.DefaultAccessKey, "secret_key": mimecasttest.DefaultSecretKey,
+		},
+		"score": map[string]any{"mapping": map[string]int{"A": 800, "B": 600, "C": 400, "D": 200, "F": 1}},
+	}
+}
+
+type scoreRec struct {
+	UID   string `json:"uid"`
+	Type  string `json:"type"`
+	Score int    `json:"score"`
+	Grade string `json:"grade"`
+}
+
+func TestEndToEnd(t *testing.T) {
+	e := startEnv(t, mimecasttest.Options{Users: 300, Seed: 7})
+	admin := testAdminToken
+	base := "/api/v1/configurations"
+
+	// Open endpoints.
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json"} {
+		e.want("GET", p, "", nil, 200, nil)
+	}
+
+	// Authentication: every bad credential gets the same 401 body.
+	var first []byte
+	for i, tok := range []string{"", "garbage", "mcu_unknown-token", "Bearer x"} {
+		_, raw := e.call("GET", "/api/v1/manifest", tok, nil, nil)
+		if i == 0 {
+			first = raw
+		}
+		if !bytes.Equal(raw, first) {
+			t.Errorf("401 body for token %d differs: %s vs %s", i, raw, first)
+		}
+		e.want("GET", "/api/v1/manifest", tok, nil, 401, nil)
+	}
+	if !strings.Contains(string(first), `"invalid credentials"`) {
+		t.Errorf("401 body %s", first)
+	}
+	e.want("GET", "/api/v1/manifest", admin, nil, 200, nil)
+
+	// Configurations: bad input first.
+	e.want("POST", base, admin, `{"name": "acme",`, 400, nil)
+	e.want("POST", base, admin, `{"name": 12}`, 400, nil)
+	bad := demoConfigBody(e, "acme")
+	bad["mimecast"].(map[string]any)["secret_key"] = "not base64!!"
+	if raw := e.want("POST", base, admin, bad, 400, nil); !strings.Contains(string(raw), "secret_key") {
+		t.Errorf("400 does not name the field: %s", raw)
+	}
+	bad = demoConfigBody(e, "acme")
+	bad["sync_interval"] = "10s"
+	e.want("POST", base, admin, bad, 400, nil)
+	bad = demoConfigBody(e, "acme")
+	bad["score"] = map[string]any{"mapping": map[string]int{"A": 100, "B": 600, "C": 400, "D": 200, "F": 1}}
+	e.want("POST", base, admin, bad, 400, nil)
+	e.want("POST", base, admin, strings.Repeat(" ", 2<<20), 413, nil)
+
+	var created map[string]any
+	e.want("POST", base, admin, demoConfigBody(e, "acme"), 201, &created)
+	mc := created["mimecast"].(map[string]any)
+	for _, k := range []string{"app_key", "access_key", "secret_key"} {
+		if mc[k] != "********" {
+			t.Errorf("created %s = %v, want masked", k, mc[k])
+		}
+	}
+	e.want("POST", base, admin, demoConfigBody(e, "acme"), 409, nil)
+	e.want("GET", base+"/nope", admin, nil, 404, nil)
+	e.want("POST", base+"/nope/fetch-records", admin, nil, 404, nil)
+
+	// PUT of what GET shows keeps the secrets: validate still succeeds.
+	var got map[string]any
+	e.want("GET", base+"/acme", admin, nil, 200, &got)
+	got["sync_interval"] = "30m"
+	e.want("PUT", base+"/acme", admin, got, 200, nil)
+	var v struct {
+		Success bool
+		Message string
+	}
+	e.want("POST", base+"/acme/validate", admin, nil, 200, &v)
+	if !v.Success {
+		t.Fatalf("validate: %+v", v)
+	}
+
+	// A configuration with a wrong secret validates false with a message.
+	wrong := demoConfigBody(e, "wrong")
+	wrong["mimecast"].(map[string]any)["secret_key"] = "d3Jvbmcta2V5LXZhbHVl"
+	e.want("POST", base, admin, wrong, 201, nil)
+	e.want("POST", base+"/wrong/validate", admin, nil, 200, &v)
+	if v.Success || v.Message == "" {
+		t.Errorf("validate with a wrong key: %+v", v)
+	}
+	e.want("DELETE", base+"/wrong", admin, nil, 204, nil)
+
+	// fetch-records: every user once.
+	var recs struct {
+		Records []struct{ UID, Type string }
+	}
+	e.want("POST", base+"/acme/fetch-records", admin, nil, 200, &recs)
+	if len(recs.Records) != 300 {
+		t.Fatalf("fetch-records: %d records, want 300", len(recs.Records))
+	}
+
+	// fetch-scores: case-insensitive, unknown users left out, grade mapping.
+	users := e.emu.Users()
+	want := map[string]int{"A": 800, "B": 600, "C": 400, "D": 200, "F": 1}
+	var sc struct{ Records []scoreRec }
+	e.want("POST", base+"/acme/fetch-scores", admin, map[string]any{"records": []map[string]string{
+		{"uid": strings.ToUpper(users[0].Email)}, {"uid": users[1].Email}, {"uid": "nobody@nowhere.example"},
+	}}, 200, &sc)
+	if len(sc.Records) != 2 {
+		t.Fatalf("fetch-scores: %+v, want 2 records", sc.Records)
+	}
+	for i, r := range sc.Records {
+		if r.Score != want[users[i].Risk] || r.Type != "user" {
+			t.Errorf("score of %s (grade %s) = %+v", users[i].Email, users[i].Risk, r)
+		}
+	}
+	e.want("POST", base+"/acme/fetch-scores", admin, `{"records": "x"}`, 400, nil)
+	e.want("POST", base+"/acme/fetch-scores", admin, `{}`, 200, &sc)
+	if len(sc.Records) != 300 {
+		t.Errorf("fetch-scores with no records: %d, want all 300", len(sc.Records))
+	}
+
+	// Actions and their fields.
+	var acts []struct{ Label, Value string }
+	e.want("GET", base+"/acme/actions", admin, nil, 200, &acts)
+	if len(acts) != 3 || acts[0].Value != "add" || acts[1].Value != "remove" || acts[2].Value != "generate" {
+		t.Errorf("actions: %+v", acts)
+	}
+	var fields []struct {
+		Key     string
+		Choices []struct{ Key, Value string }
+	}
+	e.want("GET", base+"/acme/actions/add/fields", admin, nil, 200, &fields)
+	if len(fields) == 0 || len(fields[0].Choices) < 2 || fields[0].Choices[0].Key != "create" {
+		t.Errorf("add fields: %+v", fields)
+	}
+	e.want("GET", base+"/acme/actions/explode/fields", admin, nil, 400, nil)
+	e.want("POST", base+"/acme/validate-action", admin, map[string]any{"action": map[string]any{"value": "remove", "parameters": map[string]string{"group": "create"}}}, 200, &v)
+	if v.Success {
+		t.Errorf("remove with group=create validated")
+	}
+	e.want("POST", base+"/acme/validate-action", admin, map[string]any{"action": map[string]any{"value": "add", "parameters": map[string]string{"group": "create", "name": "Risky"}}}, 200, &v)
+	if !v.Success {
+		t.Errorf("add/create validate: %+v", v)
+	}
+
+	// execute-action: 100 users into a new group, batched, idempotent.
+	var records []map[string]string
+	for _, u := range users[:100] {
+		records = append(records, map[string]string{"uid": u.Email})
+	}
+	records = append(records, map[string]string{"uid": "not-an-email"})
+	body := map[string]any{"records": records, "action": map[string]any{"label": "Add to Group", "value": "add",
+		"parameters": map[string]string{"group": "create", "name": "Risky users"}}}
+	e.emu.ResetStats()
+	req := func(key string) (int, []byte) {
+		hreq, _ := http.NewRequest("POST", e.url+base+"/acme/execute-action", bytes.NewReader(mustJSON(t, body)))
+		hreq.Header.Set("Authorization", "Bearer "+admin)
+		hreq.Header.Set("Idempotency-Key", key)
+		res, err := http.DefaultClient.Do(hreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		return res.StatusCode, raw
+	}
+	status, raw := req("e2e-1")
+	if status != 200 {
+		t.Fatalf("execute-action: %d %s", status, raw)
+	}
+	var res struct {
+		Results []struct{ UID, Status, Message string }
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Results) != 101 {
+		t.Fatalf("results: %d, want 101", len(res.Results))
+	}
+	for _, r := range res.Results[:100] {
+		if r.Status != "done" {
+			t.Errorf("%s: %s %s", r.UID, r.Status, r.Message)
+		}
+	}
+	if last := res.Results[100]; last.Status != "failed" {
+		t.Errorf("invalid address: %+v", last)
+	}
+	calls := e.emu.Stats()["total"]
+	if calls > 100/10+3 {
+		t.Errorf("execute-action made %d Mimecast calls, want at most %d", calls, 100/10+3)
+	}
+	g, ok := e.emu.FindGroupByName("Risky users")
+	if !ok || len(e.emu.GroupMembers(g.ID)) != 100 {
+		t.Fatalf("group Risky users: %v members", len(e.emu.GroupMembers(g.ID)))
+	}
+	e.emu.ResetStats()
+	status, raw2 := req("e2e-1")
+	if status != 200 || !bytes.Equal(raw, raw2) {
+		t.Errorf("idempotent repeat: %d, same body %v", status, bytes.Equal(raw, raw2))
+	}
+	if n := e.emu.Stats()["total"]; n != 0 {
+		t.Errorf("idempotent repeat made %d Mimecast calls", n)
+	}
+	// A second run without the key: everyone is already a member -> skipped.
+	status, raw = req("e2e-2")
+	if status != 200 || strings.Count(string(raw), `"skipped"`) != 100 {
+		t.Errorf("re-run: %d %s", status, raw)
+	}
+	e.want("POST", base+"/acme/execute-action", admin, map[string]any{"records": records[:1], "action": map[string]any{"value": "explode"}}, 400, nil)
+	e.want("POST", base+"/acme/execute-action", admin, `{"records": [{"uid": 5}]}`, 400, nil)
+
+	// Sync now and its status.
+	e.want("POST", base+"/acme/sync", admin, nil, 202, nil)
+	var st map[string]any
+	e.want("GET", base+"/acme/sync", admin, nil, 200, &st)
+
+	// Tokens and roles.
+	var tok struct{ ID, Token string }
+	e.want("POST", "/api/v1/tokens", admin, map[string]any{"name": "ro", "owner": "e2e", "role": "viewer"}, 201, &tok)
+	if tok.Token == "" {
+		t.Fatal("token value not shown at creation")
+	}
+	e.want("POST", base+"/acme/fetch-scores", tok.Token, `{}`, 200, nil)
+	e.want("POST", base+"/acme/execute-action", tok.Token, body, 403, nil)
+	e.want("POST", base, tok.Token, demoConfigBody(e, "x"), 403, nil)
+	e.want("GET", "/api/v1/tokens", tok.Token, nil, 403, nil)
+	e.want("POST", "/api/v1/tokens", admin, map[string]any{"name": "bad", "owner": "e2e", "role": "root"}, 400, nil)
+	var list []map[string]any
+	e.want("GET", "/api/v1/tokens", admin, nil, 200, &list)
+	for _, tk := range list {
+		if _, has := tk["token"]; has {
+			t.Errorf("token list shows a token value: %v", tk)
+		}
+	}
+	e.want("DELETE", "/api/v1/tokens/"+tok.ID, admin, nil, 204, nil)
+	e.want("POST", base+"/acme/fetch-scores", tok.Token, `{}`, 401, nil)
+
+	// Audit: configuration changes, actions on users, failed logins.
+	var audit struct {
+		Entries []struct{ Actor, Action, Target, Outcome string }
+	}
+	e.want("GET", "/api/v1/audit?limit=1000", admin, nil, 200, &audit)
+	seen := map[string]bool{}
+	for _, en := range audit.Entries {
+		seen[strings.SplitN(en.Action, ".", 2)[0]] = true
+	}
+	for _, k := range []string{"configuration", "action", "auth", "token"} {
+		if !seen[k] {
+			t.Errorf("audit has no %s.* entry; actions seen %v", k, seen)
+		}
+	}
+
+	// No secret in any log line or response we saw.
+	logs := e.logs.String()
+	for _, s := range []string{mimecasttest.DefaultAppKey, mimecasttest.DefaultSecretKey, mimecasttest.DefaultAccessKey, testAdminToken, tok.Token, testMasterKey} {
+		if strings.Contains(logs, s) {
+			t.Errorf("a secret appears in the logs: %.6s...", s)
+		}
+	}
+	if !strings.Contains(logs, "/fetch-scores") {
+		t.Errorf("access log missing")
+	}
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var _ = fmt.Sprintf

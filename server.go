@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"mimecast-ure/actions"
+	"mimecast-ure/api"
+	"mimecast-ure/detect"
+	"mimecast-ure/mimecast"
+	"mimecast-ure/okta"
+	"mimecast-ure/plugin"
+	"mimecast-ure/store"
+)
+
+// dbFile is the bbolt file's name under --data.
+const dbFile = "mimecast-ure.db"
+
+// app is a running server: the store, the plugin host and the HTTP server.
+type app struct {
+	cfg     serverConfig
+	log     zerolog.Logger
+	store   *store.Store
+	service *plugin.Service
+	http    *http.Server
+	ln      net.Listener
+	// URL is the base URL the server listens on (http or https).
+	URL string
+	// AdminToken is the bootstrap admin token when this start created it.
+	AdminToken string
+}
+
+// newLogger builds the process logger writing to w.
+func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
+	if err != nil || level == "" {
+		return zerolog.Nop(), fmt.Errorf("--log-level: want debug, info, warn or error")
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: true}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// startApp opens the store, starts the host's loops and begins serving.
+// It returns once the listener is bound; Wait blocks until ctx is done.
+func startApp(ctx context.Context, cfg serverConfig, getenv func(string) string, log zerolog.Logger, mcExtra mimecast.Options) (*app, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	key, generated, err := store.ResolveMasterKey(getenv("URE_MASTER_KEY"), cfg.MasterKeyFile, cfg.Data)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if generated {
+		log.Warn().Str("file", filepath.Join(cfg.Data, store.MasterKeyFile)).
+			Msg("no master key given (URE_MASTER_KEY or --master-key-file): generated one; back it up, without it stored secrets cannot be opened")
+	}
+	st, err := store.Open(filepath.Join(cfg.Data, dbFile), store.Options{MasterKey: key, Logger: log.With().Str("component", "store").Logger()})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	metrics := api.NewMetrics()
+	mcExtra.Observer = metrics
+	svc := plugin.NewService(plugin.ServiceOptions{
+		Store:    st,
+		Mimecast: mimecast.Factory(mcExtra),
+		Actions:  actions.New(actions.Options{Logger: log.With().Str("component", "actions").Logger()}),
+		Detector: detect.New,
+		Okta:     okta.Factory(okta.Options{}),
+		Metrics:  metrics,
+		Logger:   log,
+	})
+	a := &app{cfg: cfg, log: log, store: st, service: svc}
+	fail := func(err error) (*app, error) {
+		_ = svc.Close()
+		_ = st.Close()
+		return nil, err
+	}
+	token, created, err := svc.EnsureAdminToken(ctx, getenv("URE_ADMIN_TOKEN"))
+	if err != nil {
+		return fail(fmt.Errorf("bootstrap admin token: %w", err))
+	}
+	if created && getenv("URE_ADMIN_TOKEN") == "" {
+		a.AdminToken = token
+	}
+	if err := svc.Start(ctx); err != nil {
+		return fail(fmt.Errorf("start plugin host: %w", err))
+	}
+	h, err := api.New(api.Options{
+		Service:           svc,
+		Logger:            log.With().Str("component", "http").Logger(),
+		Metrics:           metrics,
+		Manifest:          manifestJSON,
+		Ready:             svc.Ready,
+		MaxBodyBytes:      cfg.MaxBodyBytes,
+		AuthFailureLimit:  cfg.AuthFailLimit,
+		AuthFailureWindow: cfg.AuthFailWindow,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("build API: %w", err))
+	}
+	a.http = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      10 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fail(fmt.Errorf("load TLS certificate: %w", err))
+		}
+		a.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		scheme = "https"
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fail(fmt.Errorf("listen on %s: %w", cfg.Addr, err))
+	}
+	if scheme == "http" && !isLoopback(ln.Addr()) {
+		log.Warn().Str("addr", ln.Addr().String()).Msg("serving plain HTTP on a non-loopback address: bearer tokens cross the network in clear; use --tls-cert/--tls-key or a TLS proxy")
+	}
+	if a.http.TLSConfig != nil {
+		ln = tls.NewListener(ln, a.http.TLSConfig)
+	}
+	a.ln = ln
+	a.URL = scheme + "://" + ln.Addr().String()
+	log.Info().Str("url", a.URL).Msg("listening")
+	return a, nil
+}
+
+// Serve serves until ctx is done, then shuts down gracefully: stop taking
+// requests, finish or cancel syncs, close the store.
+func (a *app) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- a.http.Serve(a.ln) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.log.Info().Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownWait)
+	defer cancel()
+	if err := a.http.Shutdown(sctx); err != nil {
+		a.log.Warn().Err(err).Msg("HTTP shutdown")
+	}
+	if err := a.service.Close(); err != nil {
+		a.log.Warn().Err(err).Msg("plugin host close")
+	}
+	if err := a.store.Close(); err != nil {
+		a.log.Warn().Err(err).Msg("store close")
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
+
+// runServe is `mimecast-ure serve`.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfg serverConfig
+	cfg.register(fs, "./data")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	a, err := startApp(ctx, cfg, getenv, log, mimecast.Options{})
+	if err != nil {
+		return err
+	}
+	if a.AdminToken != "" {
+		fmt.Fprintf(stdout, "Created the first admin token (shown once, store it now):\n  %s\n", a.AdminToken)
+	}
+	return a.Serve(ctx)
+}
