@@ -41,6 +41,7 @@ type FieldError struct {
 	Message string
 }
 
+// Error returns "field: message".
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // Table maps grades to scores. The zero Table scores nothing; build one
