@@ -188,7 +188,11 @@ func accountLabel(a Account) string {
 func accountFailure(cfg Configuration, err error) string {
 	msg := ErrorMessage(err)
 	switch ErrorCode(err) {
-	case EUPSTREAMAUTH, EUNAUTHORIZED, EFORBIDDEN:
+	case EUPSTREAMAUTH:
+		// The client's message names the cause and the fix (bad keys,
+		// expired binding, missing permission).
+		return msg
+	case EUNAUTHORIZED, EFORBIDDEN:
 		return "Mimecast refused the credentials: " + msg
 	case ERATELIMITED:
 		return "Mimecast is rate limiting these keys: " + msg + "; try again later"
