@@ -137,13 +137,16 @@ func (s *Service) sendWebhook(ctx context.Context, w Webhook, payload any) error
 		sender = HTTPWebhookSender{Now: s.now}
 	}
 	host := webhookHost(w.URL)
+	s.events.mu.Lock()
+	sleep := s.events.sleep
+	s.events.mu.Unlock()
 	var last error
 	attempts := 0
 	for attempts < WebhookAttempts {
 		if attempts > 0 {
 			wait := webhookBackoff << (attempts - 1)
 			wait += time.Duration(rand.Int64N(int64(wait) / 4)) // jitter up to 25%
-			if err := s.events.sleep(ctx, wait); err != nil {
+			if err := sleep(ctx, wait); err != nil {
 				break
 			}
 		}
