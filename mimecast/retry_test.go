@@ -16,15 +16,30 @@ import (
 
 // countingObserver records what the client reports.
 type countingObserver struct {
-	mu       sync.Mutex
-	statuses []int
-	waits    []time.Duration
+	mu        sync.Mutex
+	statuses  []int
+	endpoints []string
+	waits     []time.Duration
 }
 
 func (o *countingObserver) Call(endpoint string, status int, d time.Duration) {
 	o.mu.Lock()
 	o.statuses = append(o.statuses, status)
+	o.endpoints = append(o.endpoints, endpoint)
 	o.mu.Unlock()
+}
+
+// count returns the attempts made on endpoint.
+func (o *countingObserver) count(endpoint string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, e := range o.endpoints {
+		if e == endpoint {
+			n++
+		}
+	}
+	return n
 }
 
 func (o *countingObserver) RateLimitWait(endpoint string, d time.Duration) {
