@@ -1,0 +1,727 @@
+package plugin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Evidence-based controls: internal senders involved in an outbound event
+// of an enabled type are made members of that type's target group (an
+// Okta group or a Mimecast profile group), once. Controls never remove
+// anyone: taking a user out of a target group is a manual, deliberate act.
+
+// Controls constants.
+const (
+	// ControlsActor is the audit actor of the controls.
+	ControlsActor = "controls"
+	// ControlsAddAction is the audit action of one addition.
+	ControlsAddAction = "controls.add"
+	// ScopeCacheTTL is how long the scope groups' members are reused.
+	ScopeCacheTTL = 5 * time.Minute
+	// MaxControlErrors is how many recent errors the status keeps.
+	MaxControlErrors = 10
+	// controlsStateKey holds the status, controlsLedgerKey the additions
+	// already made (so later runs make no membership call for them).
+	controlsStateKey  = "controls"
+	controlsLedgerKey = "controls.added"
+)
+
+// Outcomes counted by the controls status.
+const (
+	ControlAdded             = "added"
+	ControlAlreadyMember     = "already_member"
+	ControlSkippedExternal   = "skipped_external"
+	ControlSkippedInbound    = "skipped_inbound"
+	ControlSkippedOutOfScope = "skipped_out_of_scope"
+	ControlSkippedDisabled   = "skipped_disabled"
+	ControlFailed            = "failed"
+	controlProviderOkta      = "okta"
+	controlProviderMimecast  = "mimecast"
+)
+
+// ControlOutcomes lists every outcome the status counts.
+var ControlOutcomes = []string{ControlAdded, ControlAlreadyMember, ControlSkippedExternal, ControlSkippedInbound,
+	ControlSkippedOutOfScope, ControlSkippedDisabled, ControlFailed}
+
+// controlState is the controls' memory: Okta clients per configuration,
+// scope members, and one lock per configuration so runs do not overlap.
+type controlState struct {
+	mu    sync.Mutex
+	okta  map[string]oktaEntry
+	scope map[string]scopeEntry
+	runs  map[string]*sync.Mutex
+}
+
+type oktaEntry struct {
+	sum    [32]byte
+	client Okta
+}
+
+type scopeEntry struct {
+	key     string
+	at      time.Time
+	emails  map[string]bool
+	domains map[string]bool
+}
+
+func newControlState() *controlState {
+	return &controlState{okta: map[string]oktaEntry{}, scope: map[string]scopeEntry{}, runs: map[string]*sync.Mutex{}}
+}
+
+func (st *controlState) lock(name string) func() {
+	st.mu.Lock()
+	m := st.runs[name]
+	if m == nil {
+		m = &sync.Mutex{}
+		st.runs[name] = m
+	}
+	st.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// oktaClient returns the configuration's Okta client, built once per set
+// of settings.
+func (s *Service) oktaClient(cfg Configuration) (Okta, error) {
+	k := cfg.Controls
+	if k == nil || k.Okta == nil {
+		return nil, FieldError("controls.okta", "is required when a target is an Okta group")
+	}
+	if s.opts.Okta == nil {
+		return nil, Errorf(EINVALID, "Okta is not available on this server")
+	}
+	o := *k.Okta
+	sum := sha256.Sum256([]byte(strings.Join([]string{o.BaseURL, o.ClientID, o.PrivateKey, o.KeyID, fmt.Sprint(o.DPoP)}, "\x00")))
+	st := s.ctrls
+	st.mu.Lock()
+	e, ok := st.okta[cfg.Name]
+	st.mu.Unlock()
+	if ok && e.sum == sum {
+		return e.client, nil
+	}
+	c, err := s.opts.Okta(o)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, Errorf(EINTERNAL, "no Okta client")
+	}
+	st.mu.Lock()
+	st.okta[cfg.Name] = oktaEntry{sum: sum, client: c}
+	st.mu.Unlock()
+	return c, nil
+}
+
+// controlJob is one sender to add to one event type's target group.
+type controlJob struct {
+	typ    string
+	user   string
+	key    string
+	target ControlTarget
+	ev     RiskEvent
+}
+
+// controlRun is one controlsOnEvents call.
+type controlRun struct {
+	s      *Service
+	cfg    Configuration
+	now    time.Time
+	counts map[string]int
+	errs   []string
+	ledger map[string]time.Time
+	dirty  bool
+	mc     Mimecast
+	mcErr  error
+	scope  *scopeEntry
+	scErr  error
+}
+
+// controlsOnEvents acts on a stored page of events for cfg's controls
+// (called by the event pull after each saved page). For each event of a
+// control type with a target, outbound, whose sender is internal and in
+// scope, the sender is made a member of the target group once per
+// (event type, user): the mark is set only after a successful addition, so
+// failures are tried again with the next event. With no scope groups every
+// internal sender is in scope. Outcomes are counted in the controls status
+// (cumulative), each addition is audited and notified.
+func (s *Service) controlsOnEvents(ctx context.Context, cfg Configuration, events []RiskEvent) {
+	if !controlsEnabled(cfg) {
+		return
+	}
+	relevant := false
+	for _, ev := range events {
+		if contains(ControlEventTypes, ev.Rule) {
+			relevant = true
+			break
+		}
+	}
+	if !relevant {
+		return
+	}
+	defer s.ctrls.lock(cfg.Name)()
+	r := &controlRun{s: s, cfg: cfg, now: s.now().UTC(), counts: map[string]int{}}
+	r.ledger = s.loadLedger(ctx, cfg.Name)
+	jobs := r.classify(ctx, events)
+	r.runOkta(ctx, jobs)
+	r.runMimecast(ctx, jobs)
+	if r.dirty {
+		if b, err := json.Marshal(r.ledger); err == nil {
+			if err := s.store.PutState(context.WithoutCancel(ctx), cfg.Name, controlsLedgerKey, b); err != nil {
+				s.log.Warn().Err(err).Str("configuration", cfg.Name).Msg("controls: could not save the ledger")
+			}
+		}
+	}
+	s.saveControlsStatus(ctx, cfg.Name, r)
+}
+
+// classify counts the events the controls skip and returns the jobs, one
+// per (event type, user) not yet done.
+func (r *controlRun) classify(ctx context.Context, events []RiskEvent) []controlJob {
+	k := r.cfg.Controls
+	var jobs []controlJob
+	queued := map[string]bool{}
+	for _, ev := range events {
+		if !contains(ControlEventTypes, ev.Rule) {
+			continue
+		}
+		t, ok := k.Targets[ev.Rule]
+		if !ok || (t.OktaGroup == "" && t.MimecastGroup == "") {
+			r.counts[ControlSkippedDisabled]++
+			continue
+		}
+		if !strings.EqualFold(strings.TrimSpace(ev.Route), "outbound") {
+			r.counts[ControlSkippedInbound]++
+			continue
+		}
+		user := NormalizeEmail(ev.User)
+		if !internalAddress(user, k.InternalDomains) {
+			r.counts[ControlSkippedExternal]++
+			continue
+		}
+		key := "control|" + ev.Rule + "|" + user
+		if _, done := r.ledger[key]; done || queued[key] {
+			r.counts[ControlAlreadyMember]++
+			continue
+		}
+		in, err := r.inScope(ctx, user)
+		if err != nil {
+			r.fail(ev.Rule, user, fmt.Errorf("scope groups: %w", err))
+			continue
+		}
+		if !in {
+			r.counts[ControlSkippedOutOfScope]++
+			continue
+		}
+		queued[key] = true
+		jobs = append(jobs, controlJob{typ: ev.Rule, user: user, key: key, target: t, ev: ev})
+	}
+	return jobs
+}
+
+// internalAddress reports whether addr's domain is one of domains
+// (case-insensitive, exact: subdomains must be listed themselves).
+func internalAddress(addr string, domains []string) bool {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || at == len(addr)-1 {
+		return false
+	}
+	d := addr[at+1:]
+	for _, x := range domains {
+		if strings.EqualFold(strings.TrimSpace(x), d) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *controlRun) mimecast() (Mimecast, error) {
+	if r.mc == nil && r.mcErr == nil {
+		r.mc, r.mcErr = r.s.opts.Mimecast(r.cfg.Mimecast)
+	}
+	return r.mc, r.mcErr
+}
+
+// inScope reports whether user is a member of one of the scope groups
+// (true for everyone when there are none). Members are cached for
+// ScopeCacheTTL; a failure to resolve the scope fails the run's jobs.
+func (r *controlRun) inScope(ctx context.Context, user string) (bool, error) {
+	groups := r.cfg.Controls.ScopeGroups
+	if len(groups) == 0 {
+		return true, nil
+	}
+	if r.scope == nil && r.scErr == nil {
+		r.scope, r.scErr = r.s.scopeMembers(ctx, r.cfg, r.mimecast)
+	}
+	if r.scErr != nil {
+		return false, r.scErr
+	}
+	if r.scope.emails[user] {
+		return true, nil
+	}
+	if at := strings.LastIndexByte(user, '@'); at >= 0 && r.scope.domains[user[at+1:]] {
+		return true, nil
+	}
+	return false, nil
+}
+
+// scopeMembers returns the scope groups' members, from the cache when it
+// is fresh and for the same groups.
+func (s *Service) scopeMembers(ctx context.Context, cfg Configuration, mcf func() (Mimecast, error)) (*scopeEntry, error) {
+	key := strings.ToLower(strings.Join(cfg.Controls.ScopeGroups, "\x00"))
+	now := s.now()
+	st := s.ctrls
+	st.mu.Lock()
+	e, ok := st.scope[cfg.Name]
+	st.mu.Unlock()
+	if ok && e.key == key && now.Sub(e.at) >= 0 && now.Sub(e.at) < ScopeCacheTTL {
+		return &e, nil
+	}
+	mc, err := mcf()
+	if err != nil {
+		return nil, err
+	}
+	e = scopeEntry{key: key, at: now, emails: map[string]bool{}, domains: map[string]bool{}}
+	for _, name := range cfg.Controls.ScopeGroups {
+		g, err := s.mimecastGroup(ctx, cfg, name)
+		if err != nil {
+			return nil, err
+		}
+		members, err := mc.GroupMembers(ctx, g.ID)
+		if err != nil {
+			return nil, fmt.Errorf("members of Mimecast group %q: %w", g.Name, err)
+		}
+		for _, m := range members {
+			m = NormalizeEmail(m)
+			if strings.HasPrefix(m, "@") {
+				e.domains[m[1:]] = true
+			} else if m != "" {
+				e.emails[m] = true
+			}
+		}
+	}
+	st.mu.Lock()
+	st.scope[cfg.Name] = e
+	st.mu.Unlock()
+	return &e, nil
+}
+
+// mimecastGroup resolves a Mimecast group by id or exact
+// (case-insensitive) name from the cached group list.
+func (s *Service) mimecastGroup(ctx context.Context, cfg Configuration, idOrName string) (Group, error) {
+	groups, err := s.groupsOf(ctx, cfg)
+	if err != nil {
+		return Group{}, err
+	}
+	want := strings.TrimSpace(idOrName)
+	for _, g := range groups {
+		if g.ID == want {
+			return g, nil
+		}
+	}
+	var found []Group
+	for _, g := range groups {
+		if strings.EqualFold(g.Name, want) {
+			found = append(found, g)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return Group{}, Errorf(ENOTFOUND, "Mimecast group %q not found", want)
+	case 1:
+		return found[0], nil
+	}
+	return Group{}, Errorf(ECONFLICT, "%d Mimecast groups are named %q: use the group id", len(found), want)
+}
+
+// runOkta adds the Okta jobs' senders: one user lookup and one PUT each.
+func (r *controlRun) runOkta(ctx context.Context, jobs []controlJob) {
+	var okJobs []controlJob
+	for _, j := range jobs {
+		if j.target.OktaGroup != "" {
+			okJobs = append(okJobs, j)
+		}
+	}
+	if len(okJobs) == 0 {
+		return
+	}
+	client, err := r.s.oktaClient(r.cfg)
+	if err != nil {
+		for _, j := range okJobs {
+			r.fail(j.typ, j.user, fmt.Errorf("Okta: %w", err))
+		}
+		return
+	}
+	groups := map[string]Group{}
+	groupErrs := map[string]error{}
+	for _, j := range okJobs {
+		if ctx.Err() != nil {
+			r.fail(j.typ, j.user, Errorf(EUNAVAILABLE, "cancelled"))
+			continue
+		}
+		name := j.target.OktaGroup
+		g, ok := groups[name]
+		if !ok && groupErrs[name] == nil {
+			g, err = client.FindGroup(ctx, name)
+			if err != nil {
+				groupErrs[name] = err
+			} else {
+				groups[name] = g
+			}
+		}
+		if err := groupErrs[name]; err != nil {
+			r.fail(j.typ, j.user, fmt.Errorf("Okta group %q: %w", name, err))
+			continue
+		}
+		uid, err := client.FindUser(ctx, j.user)
+		if err == nil {
+			err = client.AddUserToGroup(ctx, g.ID, uid)
+		}
+		if err != nil {
+			r.fail(j.typ, j.user, fmt.Errorf("Okta: %w", err))
+			continue
+		}
+		r.done(ctx, j, controlProviderOkta, g, ControlAdded)
+	}
+}
+
+// runMimecast adds the Mimecast jobs' senders, one AddMembers call per
+// target group (the client batches).
+func (r *controlRun) runMimecast(ctx context.Context, jobs []controlJob) {
+	byGroup := map[string][]controlJob{}
+	var order []string
+	for _, j := range jobs {
+		if g := j.target.MimecastGroup; g != "" {
+			if _, ok := byGroup[g]; !ok {
+				order = append(order, g)
+			}
+			byGroup[g] = append(byGroup[g], j)
+		}
+	}
+	for _, name := range order {
+		js := byGroup[name]
+		failAll := func(err error) {
+			for _, j := range js {
+				r.fail(j.typ, j.user, err)
+			}
+		}
+		mc, err := r.mimecast()
+		if err != nil {
+			failAll(fmt.Errorf("Mimecast: %w", err))
+			continue
+		}
+		g, err := r.s.mimecastGroup(ctx, r.cfg, name)
+		if err != nil {
+			failAll(fmt.Errorf("Mimecast group: %w", err))
+			continue
+		}
+		// One address per user, though several event types may name it.
+		var emails []string
+		seen := map[string]bool{}
+		for _, j := range js {
+			if !seen[j.user] {
+				seen[j.user] = true
+				emails = append(emails, j.user)
+			}
+		}
+		results, err := mc.AddMembers(ctx, g.ID, emails)
+		if err != nil {
+			failAll(fmt.Errorf("Mimecast group %q: %w", g.Name, err))
+			continue
+		}
+		byEmail := map[string]MemberResult{}
+		for _, res := range results {
+			byEmail[NormalizeEmail(res.Email)] = res
+		}
+		for _, j := range js {
+			res, ok := byEmail[j.user]
+			switch {
+			case !ok:
+				r.fail(j.typ, j.user, Errorf(EUNAVAILABLE, "Mimecast sent no result for the address"))
+			case res.Status == Done:
+				r.done(ctx, j, controlProviderMimecast, g, ControlAdded)
+			case res.Status == Skipped:
+				r.done(ctx, j, controlProviderMimecast, g, ControlAlreadyMember)
+			default:
+				reason := res.Reason
+				if reason == "" {
+					reason = res.Code
+				}
+				r.fail(j.typ, j.user, Errorf(EUNAVAILABLE, "Mimecast refused the addition to %q: %s", g.Name, reason))
+			}
+		}
+	}
+}
+
+// done records a successful addition (or one Mimecast found already
+// made): the once-mark, the ledger, the count, and for a real addition
+// the audit entry and the notification.
+func (r *controlRun) done(ctx context.Context, j controlJob, provider string, g Group, outcome string) {
+	s := r.s
+	fresh, err := s.store.MarkOnce(context.WithoutCancel(ctx), r.cfg.Name, j.key, r.now)
+	if err != nil {
+		// The member was added; the ledger keeps the next run from adding
+		// again and MarkOnce is tried once more then.
+		s.log.Warn().Err(err).Str("configuration", r.cfg.Name).Str("key", j.key).Msg("controls: could not mark an addition")
+		fresh = true
+	} else {
+		r.ledger[j.key] = r.now
+		r.dirty = true
+	}
+	if !fresh {
+		// Another run did it first (its audit entry stands).
+		r.counts[ControlAlreadyMember]++
+		return
+	}
+	r.counts[outcome]++
+	if outcome != ControlAdded {
+		return
+	}
+	detail := map[string]string{
+		"configuration": r.cfg.Name,
+		"event_type":    j.typ,
+		"provider":      provider,
+		"group":         firstNonEmpty(j.target.OktaGroup, j.target.MimecastGroup),
+		"group_id":      g.ID,
+		"group_name":    g.Name,
+		"event_id":      j.ev.ID,
+		"rule":          j.ev.Rule,
+		"message_id":    j.ev.MessageID,
+		"event_at":      j.ev.At.UTC().Format(time.RFC3339),
+		"route":         j.ev.Route,
+	}
+	for k, v := range j.ev.Evidence {
+		detail["evidence."+k] = v
+	}
+	_ = s.audit(ctx, AuditEntry{At: r.now, Actor: ControlsActor, Action: ControlsAddAction, Target: j.user, Outcome: string(Done), Detail: detail})
+	if w := r.cfg.Controls.NotifyWebhook; w != nil && w.URL != "" {
+		payload := ControlNotification{
+			Type: ControlsAddAction, Configuration: r.cfg.Name, At: r.now, User: j.user, EventType: j.typ,
+			Provider: provider, Group: g, Event: j.ev,
+		}
+		if err := s.sendWebhook(ctx, *w, payload); err != nil {
+			s.log.Warn().Str("configuration", r.cfg.Name).Str("error", ErrorMessage(err)).Msg("controls: notification failed")
+			r.errs = append(r.errs, fmt.Sprintf("%s notify %s: %s", r.now.Format(time.RFC3339), j.user, safeMessage(err)))
+		}
+	}
+}
+
+// ControlNotification is the body POSTed to controls.notify_webhook for
+// each addition.
+type ControlNotification struct {
+	Type          string    `json:"type"`
+	Configuration string    `json:"configuration"`
+	At            time.Time `json:"at"`
+	User          string    `json:"user"`
+	EventType     string    `json:"event_type"`
+	Provider      string    `json:"provider"`
+	Group         Group     `json:"group"`
+	Event         RiskEvent `json:"event"`
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// fail counts a failed addition and keeps its caller-safe message.
+func (r *controlRun) fail(typ, user string, err error) {
+	r.counts[ControlFailed]++
+	r.errs = append(r.errs, fmt.Sprintf("%s %s %s: %s", r.now.Format(time.RFC3339), typ, user, safeMessage(err)))
+	r.s.log.Warn().Str("configuration", r.cfg.Name).Str("event_type", typ).Str("user", user).
+		Str("error", ErrorMessage(err)).Msg("controls: addition failed")
+}
+
+// loadLedger returns the additions already made ("control|type|user" ->
+// when); an unreadable ledger is empty (additions are idempotent and
+// MarkOnce keeps the audit to one entry).
+func (s *Service) loadLedger(ctx context.Context, name string) map[string]time.Time {
+	out := map[string]time.Time{}
+	b, err := s.store.State(ctx, name, controlsLedgerKey)
+	if err != nil || len(b) == 0 {
+		return out
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return map[string]time.Time{}
+	}
+	return out
+}
+
+// saveControlsStatus adds the run's counts and errors to the stored status.
+func (s *Service) saveControlsStatus(ctx context.Context, name string, r *controlRun) {
+	st := s.readControlsStatus(ctx, name)
+	st.LastRun = r.now
+	for k, v := range r.counts {
+		st.Counts[k] += v
+	}
+	// Newest first, at most MaxControlErrors.
+	errs := make([]string, 0, MaxControlErrors)
+	for i := len(r.errs) - 1; i >= 0 && len(errs) < MaxControlErrors; i-- {
+		errs = append(errs, r.errs[i])
+	}
+	for _, e := range st.LastErrors {
+		if len(errs) >= MaxControlErrors {
+			break
+		}
+		errs = append(errs, e)
+	}
+	st.LastErrors = errs
+	b, err := json.Marshal(st)
+	if err == nil {
+		err = s.store.PutState(context.WithoutCancel(ctx), name, controlsStateKey, b)
+	}
+	if err != nil {
+		s.log.Warn().Err(err).Str("configuration", name).Msg("controls: could not save the status")
+	}
+}
+
+func (s *Service) readControlsStatus(ctx context.Context, name string) ControlsStatus {
+	st := ControlsStatus{Counts: map[string]int{}, LastErrors: []string{}}
+	if b, err := s.store.State(ctx, name, controlsStateKey); err == nil && len(b) > 0 {
+		_ = json.Unmarshal(b, &st)
+	}
+	if st.Counts == nil {
+		st.Counts = map[string]int{}
+	}
+	for _, o := range ControlOutcomes {
+		st.Counts[o] += 0
+	}
+	if st.LastErrors == nil {
+		st.LastErrors = []string{}
+	}
+	return st
+}
+
+// ControlsStatus returns the controls' last run, cumulative counts per
+// outcome and the most recent errors. ENOTFOUND for an unknown
+// configuration.
+func (s *Service) ControlsStatus(ctx context.Context, name string) (ControlsStatus, error) {
+	if _, err := s.configuration(ctx, name); err != nil {
+		return ControlsStatus{}, err
+	}
+	return s.readControlsStatus(ctx, name), nil
+}
+
+// ValidateControls checks a configuration's controls against the live
+// services: the Okta key and credentials (when a target is an Okta group),
+// that every target group and scope group exists, and the local rules
+// (scope size, internal domains, events on). ENOTFOUND for an unknown
+// configuration; every other problem is a failed check.
+func (s *Service) ValidateControls(ctx context.Context, name string) (ControlsValidation, error) {
+	cfg, err := s.configuration(ctx, name)
+	if err != nil {
+		return ControlsValidation{}, err
+	}
+	out := ControlsValidation{Checks: []ControlCheck{}}
+	k := cfg.Controls
+	if k == nil {
+		out.Message = "the configuration has no controls section"
+		return out, nil
+	}
+	check := func(name string, err error, okMsg string) {
+		c := ControlCheck{Name: name, Success: err == nil, Message: okMsg}
+		if err != nil {
+			c.Message = safeMessage(err)
+		}
+		out.Checks = append(out.Checks, c)
+	}
+	if len(k.ScopeGroups) > MaxScopeGroups {
+		check("scope_groups", Errorf(EINVALID, "at most %d groups may be in scope, got %d", MaxScopeGroups, len(k.ScopeGroups)), "")
+	} else if len(k.ScopeGroups) == 0 {
+		check("scope_groups", nil, "no scope groups: every internal sender is in scope")
+	} else {
+		check("scope_groups", nil, fmt.Sprintf("%d scope group(s)", len(k.ScopeGroups)))
+	}
+	if len(k.InternalDomains) == 0 {
+		check("internal_domains", Errorf(EINVALID, "at least one internal domain is required"), "")
+	} else {
+		check("internal_domains", nil, strings.Join(k.InternalDomains, ", "))
+	}
+	if eventsEnabled(cfg) {
+		check("events", nil, "the event pull feeds the controls")
+	} else {
+		check("events", Errorf(EINVALID, "events must be enabled: the controls act on the events the pull finds"), "")
+	}
+	types := make([]string, 0, len(k.Targets))
+	needOkta := false
+	for typ, t := range k.Targets {
+		types = append(types, typ)
+		needOkta = needOkta || t.OktaGroup != ""
+	}
+	sort.Strings(types)
+	if len(types) == 0 {
+		check("targets", Errorf(EINVALID, "no event type has a target group"), "")
+	}
+
+	var okta Okta
+	oktaReady := false
+	if needOkta {
+		okta, err = s.oktaClient(cfg)
+		check("okta.client", err, "Okta settings and private key are usable")
+		if err == nil {
+			err = okta.Ping(ctx)
+			check("okta.credentials", err, "Okta issued an access token")
+			oktaReady = err == nil
+		}
+	}
+	var mcErr error
+	if _, mcErr = s.opts.Mimecast(cfg.Mimecast); mcErr != nil {
+		check("mimecast.client", mcErr, "")
+	}
+	for _, typ := range types {
+		t := k.Targets[typ]
+		name := "target." + typ
+		switch {
+		case !contains(ControlEventTypes, typ):
+			check(name, Errorf(EINVALID, "unknown event type %q", typ), "")
+		case t.OktaGroup != "" && !oktaReady:
+			check(name, Errorf(EUNAVAILABLE, "not checked: the Okta client is not usable"), "")
+		case t.OktaGroup != "":
+			g, err := okta.FindGroup(ctx, t.OktaGroup)
+			check(name, err, fmt.Sprintf("Okta group %q (%s)", g.Name, g.ID))
+		case t.MimecastGroup != "" && mcErr != nil:
+			check(name, Errorf(EUNAVAILABLE, "not checked: the Mimecast client is not usable"), "")
+		case t.MimecastGroup != "":
+			g, err := s.mimecastGroup(ctx, cfg, t.MimecastGroup)
+			check(name, err, fmt.Sprintf("Mimecast group %q (%s)", g.Name, g.ID))
+		default:
+			check(name, Errorf(EINVALID, "names no group"), "")
+		}
+	}
+	for _, sg := range k.ScopeGroups {
+		name := "scope_group." + sg
+		if mcErr != nil {
+			check(name, Errorf(EUNAVAILABLE, "not checked: the Mimecast client is not usable"), "")
+			continue
+		}
+		g, err := s.mimecastGroup(ctx, cfg, sg)
+		check(name, err, fmt.Sprintf("Mimecast group %q (%s)", g.Name, g.ID))
+	}
+
+	failed := 0
+	var first *ControlCheck
+	for i := range out.Checks {
+		if !out.Checks[i].Success {
+			if first == nil {
+				first = &out.Checks[i]
+			}
+			failed++
+		}
+	}
+	out.Success = failed == 0
+	if out.Success {
+		out.Message = fmt.Sprintf("all %d checks passed", len(out.Checks))
+	} else {
+		out.Message = fmt.Sprintf("%d of %d checks failed; first: %s: %s", failed, len(out.Checks), first.Name, first.Message)
+	}
+	return out, nil
+}
