@@ -868,4 +868,3 @@ func newID(prefix string) string {
 	s := hex.EncodeToString(b)[:17]
 	return prefix + s
 }
-
