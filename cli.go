@@ -33,7 +33,7 @@ func openOffline(data string, readOnly bool) (*store.Store, error) {
 	if data == "" {
 		return nil, fmt.Errorf("--data is required")
 	}
-	path := filepath.Join(data, dbFile)
+	path := store.FilePath(data)
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("no store at %s (is --data right?)", path)
 	}
@@ -177,7 +177,7 @@ func runRotate(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("new master key: %w", err)
 	}
-	n, err := store.RotateMasterKey(filepath.Join(*data, dbFile), oldKey, newKey)
+	n, err := store.RotateMasterKey(store.FilePath(*data), oldKey, newKey)
 	if err != nil {
 		return fmt.Errorf("rotate master key: %w", err)
 	}

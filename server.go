@@ -25,9 +25,6 @@ import (
 	"mimecast-ure/store"
 )
 
-// dbFile is the bbolt file's name under --data.
-const dbFile = "mimecast-ure.db"
-
 // app is a running server: the store, the plugin host and the HTTP server.
 type app struct {
 	cfg     serverConfig
@@ -71,7 +68,7 @@ func startApp(ctx context.Context, cfg serverConfig, getenv func(string) string,
 		log.Warn().Str("file", filepath.Join(cfg.Data, store.MasterKeyFile)).
 			Msg("no master key given (URE_MASTER_KEY or --master-key-file): generated one; back it up, without it stored secrets cannot be opened")
 	}
-	st, err := store.Open(filepath.Join(cfg.Data, dbFile), store.Options{MasterKey: key, Logger: log.With().Str("component", "store").Logger()})
+	st, err := store.Open(store.FilePath(cfg.Data), store.Options{MasterKey: key, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
