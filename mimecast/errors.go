@@ -57,38 +57,44 @@ type APIError struct {
 	tokenGen  uint64 // which cached token the attempt used
 }
 
-// Error describes the failure for logs: endpoint, kind, HTTP status, code,
-// Mimecast's message and the attempt count. It never includes secrets.
+// Error describes the failure for logs: endpoint, what happened and what
+// to do, then HTTP status, Mimecast's code and message, field, cause and
+// attempt count. It never includes secrets.
 func (e *APIError) Error() string {
-	var b strings.Builder
-	b.WriteString("mimecast ")
-	b.WriteString(e.Endpoint)
-	b.WriteString(": ")
-	b.WriteString(e.summary())
+	var d []string
 	if e.Status != 0 {
-		fmt.Fprintf(&b, " (HTTP %d", e.Status)
-		if e.Code != "" {
-			b.WriteString(" " + e.Code)
-		}
-		b.WriteString(")")
-	} else if e.Code != "" {
-		b.WriteString(" (" + e.Code + ")")
+		d = append(d, fmt.Sprintf("HTTP %d", e.Status))
 	}
-	if e.Message != "" {
-		fmt.Fprintf(&b, ": %q", e.Message)
+	switch {
+	case e.Code != "" && e.Message != "":
+		d = append(d, fmt.Sprintf("%s: %q", e.Code, e.Message))
+	case e.Code != "":
+		d = append(d, e.Code)
+	case e.Message != "":
+		d = append(d, fmt.Sprintf("%q", e.Message))
 	}
 	if e.Field != "" {
-		b.WriteString(" field " + e.Field)
+		d = append(d, "field "+e.Field)
 	}
-	if e.cause != "" {
-		b.WriteString(": " + e.cause)
+	if e.cause != "" && e.Kind != KindUnavailable {
+		d = append(d, e.cause)
 	}
-	if e.Attempts > 1 {
-		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
-	} else if e.Attempts == 1 {
-		b.WriteString(" after 1 attempt")
+	d = append(d, attempts(e.Attempts)...)
+	msg := "mimecast " + e.Endpoint + ": " + e.summary()
+	if len(d) > 0 {
+		msg += " (" + strings.Join(d, ", ") + ")"
 	}
-	return b.String()
+	return msg
+}
+
+func attempts(n int) []string {
+	switch {
+	case n == 1:
+		return []string{"1 attempt"}
+	case n > 1:
+		return []string{fmt.Sprintf("%d attempts", n)}
+	}
+	return nil
 }
 
 // summary is the part of the message a person can act on.
@@ -117,6 +123,9 @@ func (e *APIError) summary() string {
 	case KindRejected:
 		return "Mimecast rejected the request"
 	}
+	if e.cause != "" {
+		return e.cause
+	}
 	return "Mimecast is unavailable"
 }
 
@@ -136,25 +145,27 @@ func (e *APIError) PluginError() *plugin.Error {
 		code = plugin.EINVALID
 	}
 	msg := e.summary()
-	switch {
-	case e.Kind == KindValidation && e.Message != "":
-		msg += ": " + e.Message
-	case e.Kind == KindUnavailable && e.cause != "":
-		msg += ": " + e.cause
-	case e.Kind == KindRejected || e.Kind == KindNotFound || e.Kind == KindUnavailable:
-		if e.Status != 0 {
-			msg += fmt.Sprintf(" (HTTP %d", e.Status)
-			if e.Code != "" {
-				msg += " " + e.Code
-			}
-			msg += ")"
-		}
+	var d []string
+	switch e.Kind {
+	case KindValidation, KindRejected:
 		if e.Message != "" {
 			msg += ": " + e.Message
 		}
 	}
-	if e.Attempts > 1 && e.Kind == KindUnavailable {
-		msg += fmt.Sprintf(" (%d attempts)", e.Attempts)
+	switch e.Kind {
+	case KindRejected, KindNotFound, KindUnavailable:
+		if e.Status != 0 {
+			d = append(d, fmt.Sprintf("HTTP %d", e.Status))
+		}
+		if e.Code != "" {
+			d = append(d, e.Code)
+		}
+		if e.Kind == KindUnavailable {
+			d = append(d, attempts(e.Attempts)...)
+		}
+	}
+	if len(d) > 0 {
+		msg += " (" + strings.Join(d, ", ") + ")"
 	}
 	return &plugin.Error{Code: code, Message: msg, Field: e.Field}
 }

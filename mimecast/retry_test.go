@@ -185,7 +185,7 @@ func TestRateLimitAttemptsBounded(t *testing.T) {
 	srv := newServer(t, rec)
 	c, clk := newClient(t, srv.URL, func(o *mimecast.Options) { o.MaxAttempts = 3 })
 	_, err := c.Account(context.Background())
-	if plugin.ErrorCode(err) != plugin.ERATELIMITED || !strings.Contains(err.Error(), "after 3 attempts") {
+	if plugin.ErrorCode(err) != plugin.ERATELIMITED || !strings.Contains(err.Error(), "3 attempts") {
 		t.Fatalf("got %v, want rate limited after 3 attempts", err)
 	}
 	if len(rec.Requests()) != 3 || len(clk.Sleeps()) != 2 {
@@ -215,7 +215,7 @@ func TestServerErrorGivesUpAfterMaxAttempts(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Kind != mimecast.KindUnavailable || ae.Attempts != 5 || ae.Status != 503 {
 		t.Fatalf("got %v, want unavailable 503 after 5 attempts", err)
 	}
-	if !strings.Contains(err.Error(), "after 5 attempts") || !strings.Contains(plugin.ErrorMessage(err), "5 attempts") {
+	if !strings.Contains(err.Error(), "5 attempts") || !strings.Contains(plugin.ErrorMessage(err), "5 attempts") {
 		t.Errorf("error %q / message %q do not count attempts", err, plugin.ErrorMessage(err))
 	}
 	if got, want := clk.Sleeps(), []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second}; !reflect.DeepEqual(got, want) {
@@ -372,7 +372,7 @@ func TestConnectionRefusedRetried(t *testing.T) {
 	obs := &countingObserver{}
 	c, clk := newClient(t, url, func(o *mimecast.Options) { o.MaxAttempts = 3; o.Observer = obs })
 	_, err := c.CreateGroup(context.Background(), "g")
-	if plugin.ErrorCode(err) != plugin.EUNAVAILABLE || !strings.Contains(err.Error(), "could not connect") || !strings.Contains(err.Error(), "after 3 attempts") {
+	if plugin.ErrorCode(err) != plugin.EUNAVAILABLE || !strings.Contains(err.Error(), "could not connect") || !strings.Contains(err.Error(), "3 attempts") {
 		t.Fatalf("got %v", err)
 	}
 	if !reflect.DeepEqual(obs.statuses, []int{0, 0, 0}) || len(clk.Sleeps()) != 2 {
