@@ -44,7 +44,7 @@ const (
 
 // testEnv is a running server on :0 against an emulator.
 type testEnv struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	emu  *mimecasttest.Server
 	emuS *httptest.Server
@@ -56,7 +56,7 @@ func noSleep(ctx context.Context, d time.Duration) error { return ctx.Err() }
 
 // startEnv starts the emulator and the real server (store in a temp dir,
 // debug logs captured) and stops both when the test ends.
-func startEnv(t *testing.T, emuOpts mimecasttest.Options) *testEnv {
+func startEnv(t testing.TB, emuOpts mimecasttest.Options) *testEnv {
 	t.Helper()
 	emu := mimecasttest.New(emuOpts)
 	emuS := httptest.NewServer(emu)
