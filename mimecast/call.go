@@ -230,12 +230,15 @@ func (c *Client) stopped(r request, attempts int, last *APIError, err error) *AP
 // call of this client goes out before a rate limit resets. A wait longer
 // than MaxWait is not waited: it is returned as KindRateLimited.
 func (c *Client) waitGate(ctx context.Context, endpoint string) *APIError {
+	var waited time.Time // the not-before time already slept for
 	for {
 		c.gateMu.Lock()
 		nb := c.notBefore
 		c.gateMu.Unlock()
 		wait := nb.Sub(c.opts.Now())
-		if wait <= 0 {
+		// Once slept for nb, go on even if an injected clock did not move;
+		// sleep again only when another call pushed the gate further.
+		if wait <= 0 || !nb.After(waited) {
 			return nil
 		}
 		if wait > c.opts.MaxWait {
@@ -250,6 +253,7 @@ func (c *Client) waitGate(ctx context.Context, endpoint string) *APIError {
 			return &APIError{Kind: KindRateLimited, Endpoint: endpoint, Wait: wait, Err: err,
 				cause: "gave up waiting for the rate limit: " + err.Error()}
 		}
+		waited = nb
 	}
 }
 

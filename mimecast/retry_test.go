@@ -490,3 +490,20 @@ func TestNewFromSettingsAndClamps(t *testing.T) {
 		t.Errorf("Factory: %v", err)
 	}
 }
+
+func TestGateDoesNotSpinWithAFrozenClock(t *testing.T) {
+	rec := scripted(t, status(429, `{}`, "X-RateLimit-Reset", "3000"), ok)
+	srv := newServer(t, rec)
+	var slept []time.Duration
+	c, _ := newClient(t, srv.URL, func(o *mimecast.Options) {
+		frozen := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		o.Now = func() time.Time { return frozen }
+		o.Sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }
+	})
+	if _, err := c.Account(context.Background()); err != nil {
+		t.Fatalf("Account: %v", err)
+	}
+	if !reflect.DeepEqual(slept, []time.Duration{3 * time.Second}) || len(rec.Requests()) != 2 {
+		t.Errorf("got sleeps %v over %d calls, want one 3s wait and 2 calls", slept, len(rec.Requests()))
+	}
+}
