@@ -1,8 +1,28 @@
 // Package mimecast is the Mimecast API client: API 1.0 HMAC signing and API
 // 2.0 OAuth2, the {"meta","data","fail"} envelopes, pagination, typed errors,
-// rate limits and retries. One attempt is classified (done, permanent,
-// retryable, rate limited until T) and one loop (Client.call) owns retries
-// and waits. The client never logs; an Observer sees every call.
+// rate limits and retries. *Client implements plugin.Mimecast. The client
+// never logs; an Observer sees every attempt and rate-limit wait.
+//
+// One attempt is classified (done, permanent, retryable, rate limited until
+// T) and one loop (Client.retry) owns every retry and wait:
+//
+//   - 429: wait max(X-RateLimit-Reset ms, Retry-After s, 1 s) plus jitter
+//     (at most a quarter of the wait, at most 1 s). The time is remembered:
+//     no call of the client, from any goroutine, goes out before it. A
+//     response with X-RateLimit-Remaining: 0 makes the next call wait
+//     X-RateLimit-Reset (1 s if absent). A wait longer than MaxWait is not
+//     waited: the call fails at once with KindRateLimited and the wait.
+//   - 5xx, timeouts, cut connections and broken JSON: exponential backoff
+//     (Backoff, doubling, capped by MaxWait) with jitter, MaxAttempts in all.
+//     create-group is retried only when it surely did not run (429, refused
+//     connection, 502/503/504), never after a 500 or a timeout.
+//   - API 2.0 401: the token is dropped, re-minted once and the call retried
+//     once. Other 4xx never retry.
+//
+// Every attempt has a new x-mc-date, x-mc-req-id and signature (API 1.0)
+// and its own Timeout. Error text never contains a key, secret, token or
+// signature; every error is an *APIError that also unwraps to a
+// *plugin.Error.
 package mimecast
 
 import (

@@ -106,7 +106,7 @@ func (e *APIError) summary() string {
 			return "Mimecast rejected the request date as too far from its own clock: check this server's clock (NTP)"
 		case e.oauth:
 			return "Mimecast rejected the credentials: check the API 2.0 client id and client secret"
-		case e.Code == "err_xdk_invalid_signature":
+		case e.Code == CodeInvalidSignature:
 			return "Mimecast rejected the credentials (invalid signature): check the application id, application key, access key and secret key"
 		}
 		return "Mimecast rejected the credentials: check the application id, application key, access key and secret key"
@@ -182,11 +182,11 @@ func (e *APIError) Unwrap() []error {
 // success (2xx status with no error code).
 func kindFor(status int, code string) (Kind, bool) {
 	switch {
-	case code == "err_xdk_binding_expired" || status == 418:
+	case code == CodeBindingExpired || status == 418:
 		return KindBindingExpired, true
-	case code == "err_xdk_invalid_signature" || code == "err_developer_key" || status == 401:
+	case code == CodeInvalidSignature || code == "err_developer_key" || status == 401:
 		return KindInvalidCredentials, true
-	case code == "err_xdk_forbidden" || status == 403:
+	case code == CodeForbidden || status == 403:
 		return KindForbidden, true
 	case status == 429:
 		return KindRateLimited, true
