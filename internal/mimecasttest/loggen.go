@@ -303,6 +303,13 @@ func (g *generator) lookalike(r *rng) string {
 	}
 }
 
+func routeTitle(route string) string {
+	if route == "" {
+		return ""
+	}
+	return strings.ToUpper(route[:1]) + route[1:]
+}
+
 func fmtTime(t int64, alt bool) string {
 	tt := time.Unix(t, 0).UTC()
 	if alt {
@@ -370,14 +377,17 @@ func (g *generator) urlRecord(r *rng, t int64) urlLog {
 	action := pick(r, p.acts)
 	actions := p.actions
 	if actions == "" {
-		actions = map[string]string{"block": "Block", "warn": "None", "allow": "Allow"}[action]
+		switch action {
+		case "block":
+			actions = "Block"
+		case "allow":
+			actions = "Allow"
+		default:
+			actions = "None"
+		}
 	}
 	cat := pick(r, p.cats)
-	def := map[string]string{
-		"inbound":  "Default Inbound URL Protect Definition",
-		"outbound": "Default Outbound URL Protect Definition",
-		"internal": "Default Internal URL Protect Definition",
-	}[p.route]
+	def := "Default " + routeTitle(p.route) + " URL Protect Definition"
 	ip := "Internal IP"
 	if p.route == "inbound" {
 		ip = extIP(r)
@@ -437,11 +447,7 @@ func (g *generator) attachmentRecord(r *rng, t int64) attachmentLog {
 	} else if p.result != "safe" {
 		verdict = strings.ToUpper(p.result[:1]) + p.result[1:]
 	}
-	def := map[string]string{
-		"inbound":  "Default Inbound Attachment Protect Definition",
-		"outbound": "Default Outbound Attachment Protect Definition",
-		"internal": "Default Internal Attachment Protect Definition",
-	}[p.route]
+	def := "Default " + routeTitle(p.route) + " Attachment Protect Definition"
 	return attachmentLog{
 		SenderAddress:    from,
 		RecipientAddress: to,
@@ -488,7 +494,11 @@ func (g *generator) impersonationRecord(r *rng, t, i int64) impersonationLog {
 	hits := len(p.idents)
 	def := "IP - 1 hit (Tag email)"
 	if p.action == "hold" {
-		def = fmt.Sprintf("IP - %d hit%s (Hold for Review / User Hold)", hits, map[bool]string{true: "s"}[hits > 1])
+		plural := ""
+		if hits > 1 {
+			plural = "s"
+		}
+		def = fmt.Sprintf("IP - %d hit%s (Hold for Review / User Hold)", hits, plural)
 	} else if hits > 1 {
 		def = fmt.Sprintf("IP - %d hits (Tag email)", hits)
 	}

@@ -321,12 +321,6 @@ type failEntry struct {
 	Errors []apiError `json:"errors"`
 }
 
-type envelope struct {
-	Meta meta            `json:"meta"`
-	Data json.RawMessage `json:"data"`
-	Fail []failEntry     `json:"fail"`
-}
-
 func encodeEnvelope(m meta, data json.RawMessage, fail []failEntry) []byte {
 	if data == nil {
 		data = json.RawMessage("[]")
@@ -334,7 +328,17 @@ func encodeEnvelope(m meta, data json.RawMessage, fail []failEntry) []byte {
 	if fail == nil {
 		fail = []failEntry{}
 	}
-	return mustJSON(envelope{Meta: m, Data: data, Fail: fail})
+	// Assembled by hand: json.Marshal would re-validate and compact the
+	// (possibly large, already encoded) data.
+	mj, fj := mustJSON(m), mustJSON(fail)
+	out := make([]byte, 0, len(mj)+len(data)+len(fj)+32)
+	out = append(out, `{"meta":`...)
+	out = append(out, mj...)
+	out = append(out, `,"data":`...)
+	out = append(out, data...)
+	out = append(out, `,"fail":`...)
+	out = append(out, fj...)
+	return append(out, '}')
 }
 
 func errorBody(status int, code, message string, retryable bool) []byte {
