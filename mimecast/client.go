@@ -85,6 +85,11 @@ type Options struct {
 	BatchSize int
 	// Timeout bounds every HTTP attempt, body included (default 30 s).
 	Timeout time.Duration
+	// RemoveBodyLimit, when > 0, also splits remove-group-member calls so
+	// no body exceeds that many bytes (Netskope's client reports Mimecast
+	// refusing remove bodies over 2048 bytes; unverified, so off by
+	// default). A single member always goes out, whatever its size.
+	RemoveBodyLimit int
 	// MaxAttempts bounds the attempts of one call (default 5).
 	MaxAttempts int
 	// MaxWait caps a single wait. A backoff longer than it is cut to it; a

@@ -457,3 +457,44 @@ func TestEachLogPageUnknownKind(t *testing.T) {
 		t.Errorf("got %v, want invalid", err)
 	}
 }
+
+func TestRemoveBodyLimit(t *testing.T) {
+	rec := &recorder{reply: memberEcho}
+	srv := newServer(t, rec)
+	c, _ := newClient(t, srv.URL, func(o *mimecast.Options) { o.BatchSize = 10; o.RemoveBodyLimit = 2048 })
+	gid := strings.Repeat("g", 200) // Mimecast ids are long
+	var emails []string
+	for i := range 23 {
+		emails = append(emails, fmt.Sprintf("someone.with.a.long.name%02d@example.com", i))
+	}
+	got, err := c.RemoveMembers(context.Background(), gid, emails)
+	if err != nil {
+		t.Fatalf("RemoveMembers: %v", err)
+	}
+	if len(got) != 23 {
+		t.Fatalf("got %d results", len(got))
+	}
+	for i, r := range got {
+		if r.Email != emails[i] || r.Status != plugin.Done {
+			t.Errorf("result %d: %+v", i, r)
+		}
+	}
+	total := 0
+	for _, r := range rec.Requests() {
+		if len(r.RawBody) > 2048 {
+			t.Errorf("body of %d bytes, want at most 2048", len(r.RawBody))
+		}
+		total += len(dataItems(&r))
+	}
+	if total != 23 || len(rec.Requests()) < 3 {
+		t.Errorf("got %d items over %d calls", total, len(rec.Requests()))
+	}
+	// Adds are not limited.
+	before := len(rec.Requests())
+	if _, err := c.AddMembers(context.Background(), gid, emails[:10]); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.Requests()) - before; n != 1 {
+		t.Errorf("got %d add calls, want 1", n)
+	}
+}

@@ -20,30 +20,43 @@ type memberItem struct {
 // member", or Failed with Mimecast's reason. On an error of a whole call
 // it returns the results of the calls before it and the error.
 func (c *Client) AddMembers(ctx context.Context, groupID string, emails []string) ([]plugin.MemberResult, error) {
-	return c.members(ctx, PathAddGroupMember, groupID, emails, CodeAlreadyMember, reasonAlreadyMember)
+	return c.members(ctx, PathAddGroupMember, groupID, emails, 0, CodeAlreadyMember, reasonAlreadyMember)
 }
 
 // RemoveMembers removes emails from the group like AddMembers; "not a
 // member" is Skipped.
 func (c *Client) RemoveMembers(ctx context.Context, groupID string, emails []string) ([]plugin.MemberResult, error) {
-	return c.members(ctx, PathRemoveGroupMember, groupID, emails, CodeNotMember, reasonNotMember)
+	return c.members(ctx, PathRemoveGroupMember, groupID, emails, c.opts.RemoveBodyLimit, CodeNotMember, reasonNotMember)
 }
 
-func (c *Client) members(ctx context.Context, endpoint, groupID string, emails []string, skipCode, skipReason string) ([]plugin.MemberResult, error) {
+func (c *Client) members(ctx context.Context, endpoint, groupID string, emails []string, bodyLimit int, skipCode, skipReason string) ([]plugin.MemberResult, error) {
 	out := make([]plugin.MemberResult, 0, len(emails))
 	items := make([]memberItem, 0, min(len(emails), c.opts.BatchSize))
-	for start := 0; start < len(emails); start += c.opts.BatchSize {
-		chunk := emails[start:min(start+c.opts.BatchSize, len(emails))]
+	for start := 0; start < len(emails); {
 		items = items[:0]
-		for _, e := range chunk {
-			items = append(items, memberItem{ID: groupID, EmailAddress: e})
+		size := len(`{"data":[]}`)
+		for _, e := range emails[start:min(start+c.opts.BatchSize, len(emails))] {
+			it := memberItem{ID: groupID, EmailAddress: e}
+			if bodyLimit > 0 {
+				n := len(mustJSON(it))
+				if len(items) > 0 {
+					n++ // the comma
+					if size+n > bodyLimit {
+						break
+					}
+				}
+				size += n
+			}
+			items = append(items, it)
 		}
+		chunk := emails[start : start+len(items)]
+		start += len(items)
 		env, err := call[memberItem](ctx, c, request{
 			endpoint: endpoint, body: mustJSON(body[memberItem]{Data: items}),
 			idempotent: true, perItem: true,
 		})
 		if err != nil {
-			return out, fmt.Errorf("group %s, members %d-%d of %d: %w", groupID, start+1, start+len(chunk), len(emails), err)
+			return out, fmt.Errorf("group %s, members %d-%d of %d: %w", groupID, start-len(chunk)+1, start, len(emails), err)
 		}
 		out = append(out, memberResults(chunk, env, skipCode, skipReason)...)
 	}
