@@ -271,6 +271,13 @@ func (s *Service) ExecuteAction(ctx context.Context, actor, name, idempotencyKey
 	if err != nil {
 		return nil, err
 	}
+	if ctx.Err() != nil {
+		// The caller went away mid-way: keep no answer, so its retry with
+		// the same key finishes the job (users already done come back
+		// skipped) instead of replaying "cancelled".
+		s.log.Warn().Str("configuration", name).Msg("execute-action cancelled; its answer is not kept for the Idempotency-Key")
+		return res, nil
+	}
 	b, err = json.Marshal(idempotentAnswer{Hash: hash, Results: res})
 	if err == nil {
 		err = s.store.PutIdempotent(context.WithoutCancel(ctx), key, b, IdempotencyTTL)

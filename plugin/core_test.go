@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -435,6 +436,58 @@ func TestTriggerSyncDoesNotStartASecondPull(t *testing.T) {
 		t.Errorf("calls = %d, want 1", got)
 	}
 	mustCode(t, e.svc.TriggerSync(context.Background(), "nope"), plugin.ENOTFOUND)
+	_, err := e.svc.SyncStatus(context.Background(), "nope")
+	mustCode(t, err, plugin.ENOTFOUND)
+}
+
+func TestDeleteDropsTheSnapshot(t *testing.T) {
+	e := newCoreEnv(t, mimecasttest.Options{Users: 10})
+	ctx := context.Background()
+	if len(e.scores(e.svc)) != 10 {
+		t.Fatal("no scores")
+	}
+	if err := e.svc.DeleteConfiguration(ctx, "admin", "acme"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.FetchScores(ctx, "acme", nil)
+	mustCode(t, err, plugin.ENOTFOUND)
+	mustCode(t, e.svc.DeleteConfiguration(ctx, "admin", "acme"), plugin.ENOTFOUND)
+	// A new configuration of the same name starts from nothing: it pulls.
+	e.emu.ResetStats()
+	e.create("acme")
+	if len(e.scores(e.svc)) != 10 || e.emu.Calls(mimecasttest.PathSafeScoreDetails) != 1 {
+		t.Errorf("re-created configuration did not pull its own snapshot")
+	}
+}
+
+func TestUpdateToAnotherTenantPullsAgain(t *testing.T) {
+	e := newCoreEnv(t, mimecasttest.Options{Users: 10})
+	ctx := context.Background()
+	if len(e.scores(e.svc)) != 10 {
+		t.Fatal("no scores")
+	}
+	svc := e.svc
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := mimecasttest.New(mimecasttest.Options{Users: 3, Seed: 9, Domain: "other.example"})
+	srv := httptest.NewServer(other)
+	t.Cleanup(srv.Close)
+	c := e.cfg
+	c.Mimecast.BaseURL = srv.URL
+	if _, err := svc.UpdateConfiguration(ctx, "admin", "acme", c); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if recs, err := svc.FetchRecords(ctx, "acme"); err == nil && len(recs) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the new tenant's users never replaced the old snapshot")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func TestStartRunsLoopsAndCloseStopsThem(t *testing.T) {

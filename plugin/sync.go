@@ -535,11 +535,8 @@ func (s *Service) isClosed() bool {
 // SyncStatus returns the last grade sync's status ("running" while one is
 // in flight, "idle" before the first). ENOTFOUND for an unknown configuration.
 func (s *Service) SyncStatus(ctx context.Context, name string) (SyncStatus, error) {
-	if _, err := s.store.Configuration(ctx, name); err != nil {
-		return SyncStatus{}, err
-	}
 	st, err := s.store.SyncStatus(ctx, name)
-	if err != nil && ErrorCode(err) != ENOTFOUND {
+	if err != nil {
 		return SyncStatus{}, err
 	}
 	if st.State == "" {
