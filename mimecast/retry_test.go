@@ -507,3 +507,28 @@ func TestGateDoesNotSpinWithAFrozenClock(t *testing.T) {
 		t.Errorf("got sleeps %v over %d calls, want one 3s wait and 2 calls", slept, len(rec.Requests()))
 	}
 }
+
+func TestDefaultSleepAndJitter(t *testing.T) {
+	rec := scripted(t, status(503, `{}`), status(503, `{}`), ok)
+	srv := newServer(t, rec)
+	c, err := mimecast.New(mimecast.Options{BaseURL: srv.URL, AppID: testAppID, AppKey: testAppKey, AccessKey: testAccessKey,
+		SecretKey: testSecretKey, Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := c.Account(context.Background()); err != nil {
+		t.Fatalf("Account: %v", err)
+	}
+	if d := time.Since(start); d < 3*time.Millisecond {
+		t.Errorf("took %v, want the real backoff of at least 1ms+2ms", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	srv2 := newServer(t, scripted(t, status(503, `{}`)))
+	c2, _ := mimecast.New(mimecast.Options{BaseURL: srv2.URL, AppID: testAppID, AppKey: testAppKey, AccessKey: testAccessKey,
+		SecretKey: testSecretKey, Backoff: time.Hour, MaxWait: time.Hour})
+	if _, err := c2.Account(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want the context's deadline to end the backoff", err)
+	}
+}
