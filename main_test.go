@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"mimecast-ure/internal/mimecasttest"
+	"mimecast-ure/internal/oktatest"
 	"mimecast-ure/mimecast"
 )
 
@@ -423,3 +424,200 @@ func mustJSON(t testing.TB, v any) []byte {
 }
 
 var _ = fmt.Sprintf
+
+// TestEndToEndEventsAndControls walks the events and controls routes:
+// emulator logs become events with evidence, explained scores and target
+// lists, and internal senders land in the Okta and Mimecast target groups.
+func TestEndToEndEventsAndControls(t *testing.T) {
+	e := startEnv(t, mimecasttest.Options{Users: 200, Seed: 11, LogVolume: map[string]int{
+		mimecasttest.KindURL: 400, mimecasttest.KindAttachment: 400, mimecasttest.KindImpersonation: 200, mimecasttest.KindDLP: 400}})
+	admin := testAdminToken
+	base := "/api/v1/configurations/acme"
+
+	okt := oktatest.Start(t, oktatest.Options{AutoUsers: true})
+	key := oktatest.NewRSAKey(t)
+	okt.RegisterClient("0oa-e2e-client", &key.PublicKey)
+	fileGroup := okt.AddGroup(oktatest.Group{Name: "Risky senders"})
+	urlGroup := okt.AddGroup(oktatest.Group{Name: "Link senders"})
+	pemKey := oktatest.PKCS8PEM(t, key)
+	dlpGroup := e.emu.CreateGroup("DLP offenders")
+
+	cfg := demoConfigBody(e, "acme")
+	cfg["events"] = map[string]any{"enabled": true, "interval": "15m", "scoring": true, "half_life": "720h",
+		"rules": map[string]any{"clicked_spam": map[string]any{"enabled": false}}}
+	controls := map[string]any{"enabled": true, "internal_domains": []string{"example.com"},
+		"okta": map[string]any{"base_url": okt.URL, "client_id": "0oa-e2e-client", "private_key": pemKey},
+		"targets": map[string]any{
+			"malicious_file_sent":      map[string]string{"okta_group": "Risky senders"},
+			"malicious_url_sent":       map[string]string{"okta_group": urlGroup.ID},
+			"content_examination_sent": map[string]string{"mimecast_group": "DLP offenders"},
+		}}
+	// Six scope groups are refused with the field named.
+	cfg["controls"] = map[string]any{"enabled": true, "internal_domains": []string{"example.com"},
+		"scope_groups": []string{"a", "b", "c", "d", "e", "f"}, "targets": map[string]any{}}
+	if raw := e.want("POST", "/api/v1/configurations", admin, cfg, 400, nil); !strings.Contains(string(raw), "scope_groups") {
+		t.Errorf("6 scope groups: %s", raw)
+	}
+	cfg["controls"] = controls
+	var created map[string]any
+	raw := e.want("POST", "/api/v1/configurations", admin, cfg, 201, &created)
+	if strings.Contains(string(raw), "PRIVATE KEY") {
+		t.Fatal("the Okta private key is in a response")
+	}
+
+	var cv struct {
+		Success bool
+		Checks  []struct {
+			Name    string
+			Success bool
+		}
+	}
+	e.want("POST", base+"/controls/validate", admin, nil, 200, &cv)
+	if !cv.Success || len(cv.Checks) == 0 {
+		t.Fatalf("controls/validate: %+v", cv)
+	}
+
+	// Pull now and wait for the four checkpoints.
+	e.want("POST", base+"/events/pull", admin, nil, 202, nil)
+	var status struct {
+		Logs []struct {
+			Log      string
+			LastPull time.Time `json:"last_pull"`
+			Records  int
+			Events   int
+			Error    string
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		e.want("GET", base+"/events/pull", admin, nil, 200, &status)
+		doneLogs := 0
+		for _, l := range status.Logs {
+			if !l.LastPull.IsZero() && l.Records > 0 {
+				doneLogs++
+			}
+		}
+		if doneLogs == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event pull did not finish: %+v", status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	var evs struct {
+		Events []struct {
+			ID, Rule, User string
+			Evidence       map[string]string
+		}
+		Next string
+	}
+	e.want("GET", base+"/events?limit=50", admin, nil, 200, &evs)
+	if len(evs.Events) == 0 || evs.Next == "" {
+		t.Fatalf("events: %d, next %q", len(evs.Events), evs.Next)
+	}
+	e.want("GET", base+"/events?rule=clicked_spam", admin, nil, 200, &evs)
+	if len(evs.Events) != 0 {
+		t.Errorf("disabled rule clicked_spam produced %d events", len(evs.Events))
+	}
+	e.want("GET", base+"/events?since=yesterday", admin, nil, 400, nil)
+	e.want("GET", base+"/events?rule=clicked_phishing&limit=1", admin, nil, 200, &evs)
+	if len(evs.Events) != 1 || evs.Events[0].Evidence["url"] == "" {
+		t.Fatalf("clicked_phishing event: %+v", evs.Events)
+	}
+	user := evs.Events[0].User
+
+	var detail struct {
+		UID        string
+		Score      int
+		GradeScore int `json:"grade_score"`
+		Events     []struct {
+			Rule         string
+			Contribution float64
+		}
+	}
+	e.want("GET", base+"/users/"+strings.ToUpper(user), admin, nil, 200, &detail)
+	if len(detail.Events) == 0 || (detail.GradeScore > 1 && detail.Score >= detail.GradeScore) {
+		t.Errorf("user detail: %+v", detail)
+	}
+	e.want("GET", base+"/users/nobody@nowhere.example", admin, nil, 404, nil)
+
+	var targets struct {
+		Rule  string
+		Users []struct {
+			UID   string
+			Count int
+		}
+	}
+	e.want("GET", base+"/targets?rule=clicked_phishing&since=30d", admin, nil, 200, &targets)
+	if len(targets.Users) == 0 || targets.Users[0].Count < 1 {
+		t.Errorf("targets: %+v", targets)
+	}
+	_, csv := e.call("GET", base+"/targets?rule=clicked_phishing&since=30d&format=csv", admin, nil, nil)
+	if !strings.HasPrefix(string(csv), "uid,count,last_at") {
+		t.Errorf("targets csv: %.80s", csv)
+	}
+	e.want("GET", base+"/targets?rule=not_a_rule", admin, nil, 400, nil)
+
+	// Controls acted: internal senders are in the target groups, and only them.
+	var cs struct {
+		Counts     map[string]int
+		LastErrors []string `json:"last_errors"`
+	}
+	e.want("GET", base+"/controls/status", admin, nil, 200, &cs)
+	if cs.Counts["added"] == 0 {
+		t.Fatalf("controls status: %+v", cs)
+	}
+	members := append(append(okt.Members(fileGroup.ID), okt.Members(urlGroup.ID)...), e.emu.GroupMembers(dlpGroup.ID)...)
+	if len(members) == 0 {
+		t.Fatal("no one was added to a control target group")
+	}
+	for _, m := range members {
+		if !strings.HasSuffix(strings.ToLower(m), "@example.com") && !strings.HasPrefix(m, "00u") {
+			t.Errorf("external address %s in a target group", m)
+		}
+	}
+	t.Logf("controls: counts %v; okta file %d url %d, mimecast dlp %d", cs.Counts, len(okt.Members(fileGroup.ID)), len(okt.Members(urlGroup.ID)), len(e.emu.GroupMembers(dlpGroup.ID)))
+	if len(e.emu.GroupMembers(dlpGroup.ID)) == 0 {
+		t.Error("no DLP sender in the Mimecast target group")
+	}
+
+	// A second pull adds nobody again.
+	before := okt.TotalCalls()
+	beforeMembers := len(members)
+	e.want("POST", base+"/events/pull", admin, nil, 202, nil)
+	time.Sleep(300 * time.Millisecond)
+	e.want("GET", base+"/controls/status", admin, nil, 200, &cs)
+	after := len(okt.Members(fileGroup.ID)) + len(okt.Members(urlGroup.ID)) + len(e.emu.GroupMembers(dlpGroup.ID))
+	if after != beforeMembers {
+		t.Errorf("second pull changed membership: %d -> %d", beforeMembers, after)
+	}
+	_ = before
+
+	// The audit log shows each control addition with its evidence.
+	var audit struct {
+		Entries []struct {
+			Action string
+			Detail map[string]string
+		}
+	}
+	e.want("GET", "/api/v1/audit?action=controls.add&limit=1000", admin, nil, 200, &audit)
+	if len(audit.Entries) == 0 {
+		t.Fatal("no controls.add audit entries")
+	}
+	for _, en := range audit.Entries {
+		if en.Action != "controls.add" || en.Detail["event_id"] == "" {
+			t.Errorf("audit entry %+v", en)
+			break
+		}
+	}
+
+	// No secret anywhere in the logs.
+	logs := e.logs.String()
+	for _, s := range []string{pemKey[40:80], mimecasttest.DefaultSecretKey, mimecasttest.DefaultAppKey, testAdminToken} {
+		if strings.Contains(logs, s) {
+			t.Errorf("a secret appears in the logs: %.6s...", s)
+		}
+	}
+}
