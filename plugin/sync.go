@@ -17,6 +17,10 @@ const (
 	SyncFailed  = "failed"
 )
 
+// syncRetryAfterFailure is how soon the loop tries again after a failed
+// sync (or the interval, if shorter).
+const syncRetryAfterFailure = 5 * time.Minute
+
 // gradeIndex is one configuration's snapshot in memory: the users in the
 // order Mimecast listed them and an index by normalized address. It is
 // never changed after it is built; a sync swaps in a new one.
@@ -124,7 +128,12 @@ func (s *Service) runLoop(ctx context.Context, cfg Configuration, immediate bool
 			return
 		case <-call.done:
 		}
-		t.Reset(interval)
+		next := interval
+		if call.err != nil {
+			// Serve stale grades for minutes, not a whole interval.
+			next = min(interval, syncRetryAfterFailure)
+		}
+		t.Reset(next)
 	}
 }
 
