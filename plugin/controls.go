@@ -186,9 +186,17 @@ func (r *controlRun) classify(ctx context.Context, events []RiskEvent) []control
 	k := r.cfg.Controls
 	var jobs []controlJob
 	queued := map[string]bool{}
+	ids := map[string]bool{}
 	for _, ev := range events {
 		if !contains(ControlEventTypes, ev.Rule) {
 			continue
+		}
+		// Several rows of one message (DLP hold + notification) are one event.
+		if ev.ID != "" {
+			if ids[ev.ID] {
+				continue
+			}
+			ids[ev.ID] = true
 		}
 		t, ok := k.Targets[ev.Rule]
 		if !ok || (t.OktaGroup == "" && t.MimecastGroup == "") {
