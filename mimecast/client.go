@@ -56,7 +56,9 @@ const (
 )
 
 // Observer is told about every HTTP attempt and every rate-limit wait, so
-// main can count them (Prometheus) without the client logging.
+// main can count them (Prometheus) without the client logging. Its methods
+// are called from every goroutine using the client, so they must be safe
+// for concurrent use and quick.
 type Observer interface {
 	// Call reports one attempt: the endpoint path, the HTTP status (0 for a
 	// transport error or timeout) and how long it took.
