@@ -11,7 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"mimecast-ure/actions"
+	"mimecast-ure/detect"
 	"mimecast-ure/internal/mimecasttest"
+	"mimecast-ure/mimecast"
 	"mimecast-ure/plugin"
 )
 
@@ -523,4 +528,26 @@ func TestStartRunsLoopsAndCloseStopsThem(t *testing.T) {
 		t.Errorf("ready after Close")
 	}
 	mustCode(t, svc.TriggerSync(context.Background(), "acme"), plugin.EUNAVAILABLE)
+}
+
+func TestCreateChecksEventRulesWithTheDetector(t *testing.T) {
+	e := newCoreEnv(t, mimecasttest.Options{Users: 5})
+	svc := plugin.NewService(plugin.ServiceOptions{
+		Store: e.st, Mimecast: mimecast.Factory(e.mcOpt), Actions: actions.New(actions.Options{Logger: zerolog.Nop()}),
+		Detector: detect.New, Logger: zerolog.Nop(),
+	})
+	t.Cleanup(func() { svc.Close() })
+	w := -5.0
+	c := plugin.Configuration{Name: "ev", Mimecast: e.settings(), Events: &plugin.EventSettings{
+		Enabled: true, Rules: map[string]plugin.RuleSettings{"no_such_rule": {Weight: &w}},
+	}}
+	_, err := svc.CreateConfiguration(context.Background(), "admin", c)
+	mustCode(t, err, plugin.EINVALID)
+	if f := fieldOf(err); !strings.HasPrefix(f, "events") {
+		t.Errorf("field = %q, want an events field (%v)", f, err)
+	}
+	c.Events.Rules = nil
+	if _, err := svc.CreateConfiguration(context.Background(), "admin", c); err != nil {
+		t.Errorf("default rules refused: %v", err)
+	}
 }
