@@ -5,10 +5,6 @@ import (
 	"sync"
 )
 
-// errTODO is what the remaining temporary stubs (events, controls, tokens)
-// answer until their real implementations land.
-var errTODO = Errorf(EINTERNAL, "not implemented")
-
 // hostState is the Service's grade-sync state: the background loop of each
 // configuration, the grade index in memory, the pulls in flight, the group
 // list cache and the idempotency locks. Every field is guarded by mu.
