@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -76,6 +77,11 @@ type ctlEnv struct {
 
 func newCtlEnv(t *testing.T) *ctlEnv {
 	t.Helper()
+	return newCtlEnvTB(t)
+}
+
+func newCtlEnvTB(t testing.TB) *ctlEnv {
+	t.Helper()
 	e := &ctlEnv{hooks: &ctlHooks{}, oktaUsers: map[string]oktatest.User{}}
 	e.mc = mimecasttest.NewTestServer(t, mimecasttest.Options{Users: 10, LogVolume: map[string]int{}})
 	for _, u := range e.mc.Users()[:6] {
@@ -117,7 +123,7 @@ func newCtlEnv(t *testing.T) *ctlEnv {
 	return e
 }
 
-func (e *ctlEnv) newService(t *testing.T) *plugin.Service {
+func (e *ctlEnv) newService(t testing.TB) *plugin.Service {
 	svc := plugin.NewService(e.opts)
 	plugin.SetWebhookSleep(svc, func(ctx context.Context, d time.Duration) error { return ctx.Err() })
 	t.Cleanup(func() { svc.Close() })
@@ -617,3 +623,35 @@ func TestValidateControls(t *testing.T) {
 }
 
 var _ http.Handler = (*oktatest.Emulator)(nil)
+
+// BenchmarkControlsSteadyState measures a page of 500 control events whose
+// senders were all handled before: the cost every later pull pays.
+func BenchmarkControlsSteadyState(b *testing.B) {
+	e := newCtlEnvTB(b)
+	ctx := context.Background()
+	c := e.config("acme")
+	c.Controls.ScopeGroups = nil
+	c.Controls.Targets = map[string]plugin.ControlTarget{"content_examination_sent": {MimecastGroup: "Risky Data"}}
+	c.Controls.NotifyWebhook = nil
+	if _, err := e.svc.CreateConfiguration(ctx, "admin", c); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := e.st.Configuration(ctx, "acme")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg = cfg.WithDefaults()
+	var evs []plugin.RiskEvent
+	for i := range 500 {
+		evs = append(evs, event("content_examination_sent", e.u[i%len(e.u)], "outbound", fmt.Sprint("m", i)))
+	}
+	plugin.ControlsOnEvents(ctx, e.svc, cfg, evs) // first run adds
+	calls := e.membershipCalls()
+	b.ReportAllocs()
+	for b.Loop() {
+		plugin.ControlsOnEvents(ctx, e.svc, cfg, evs)
+	}
+	if e.membershipCalls() != calls {
+		b.Fatalf("membership calls grew in the steady state")
+	}
+}
