@@ -211,7 +211,7 @@ func TestOAuthTokenTimeoutRetried(t *testing.T) {
 	}}
 	s.t = t
 	srv := newServer(t, s)
-	c, _ := newClient(t, srv.URL, func(o *mimecast.Options) { oauthOpts(o); o.Timeout = 50 * time.Millisecond })
+	c, _ := newClient(t, srv.URL, func(o *mimecast.Options) { oauthOpts(o); o.Timeout = 100 * time.Millisecond })
 	if _, err := c.Account(context.Background()); err != nil {
 		t.Fatalf("got %v, want success after a slow token fetch", err)
 	}

@@ -255,7 +255,7 @@ func TestTimeoutThenSuccess(t *testing.T) {
 		writeJSON(w, 200, accountOK)
 	}}
 	srv := newServer(t, rec)
-	c, _ := newClient(t, srv.URL, func(o *mimecast.Options) { o.Timeout = 50 * time.Millisecond })
+	c, _ := newClient(t, srv.URL, func(o *mimecast.Options) { o.Timeout = 100 * time.Millisecond })
 	if _, err := c.Account(context.Background()); err != nil {
 		t.Fatalf("got %v, want success on the second attempt", err)
 	}
