@@ -73,7 +73,7 @@ func (c *clock) Add(d time.Duration) {
 // env is one API server over the real service, store and Mimecast client,
 // pointed at the emulator.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *api.Server
 	svc     *plugin.Service
 	store   *store.Store
@@ -97,7 +97,7 @@ type envOptions struct {
 	trustedProxies []string
 }
 
-func newEnv(t *testing.T, eo envOptions) *env {
+func newEnv(t testing.TB, eo envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, logs: &syncBuffer{}, clock: &clock{t: time.Now().UTC().Truncate(time.Second)}, ready: true, tokens: map[string]string{}}
@@ -200,6 +200,12 @@ func (e *env) mustCreate(name string) {
 // (sent as is), []byte or any value (JSON-encoded).
 func (e *env) do(identity, method, path string, body any, header http.Header) *httptest.ResponseRecorder {
 	e.t.Helper()
+	return e.doT(e.t, identity, method, path, body, header)
+}
+
+// doT is do reporting to t (fuzz functions must not use the *testing.F).
+func (e *env) doT(t testing.TB, identity, method, path string, body any, header http.Header) *httptest.ResponseRecorder {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -210,7 +216,7 @@ func (e *env) do(identity, method, path string, body any, header http.Header) *h
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
-			e.t.Fatalf("marshal: %v", err)
+			t.Fatalf("marshal: %v", err)
 		}
 		rd = bytes.NewReader(raw)
 	}
@@ -230,7 +236,7 @@ func (e *env) do(identity, method, path string, body any, header http.Header) *h
 	default:
 		v, ok := e.tokens[identity]
 		if !ok {
-			e.t.Fatalf("unknown identity %q", identity)
+			t.Fatalf("unknown identity %q", identity)
 		}
 		req.Header.Set("Authorization", "Bearer "+v)
 	}
@@ -240,7 +246,7 @@ func (e *env) do(identity, method, path string, body any, header http.Header) *h
 }
 
 // errorOf decodes the one error shape.
-func errorOf(t *testing.T, w *httptest.ResponseRecorder) (code, message, field string) {
+func errorOf(t testing.TB, w *httptest.ResponseRecorder) (code, message, field string) {
 	t.Helper()
 	var b struct {
 		Error struct {
