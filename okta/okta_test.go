@@ -533,7 +533,7 @@ func TestServerErrorsRetried(t *testing.T) {
 
 func TestRequestTimeout(t *testing.T) {
 	f := setup(t, oktatest.Options{}, func(o *okta.Options) { o.Timeout = 50 * time.Millisecond; o.MaxAttempts = 2 })
-	f.em.Fail(oktatest.EndpointToken, oktatest.Fault{Delay: time.Second, Times: 2})
+	f.em.Fail(oktatest.EndpointToken, oktatest.Fault{Delay: 300 * time.Millisecond, Times: 2})
 	err := f.c.Ping(context.Background())
 	wantCode(t, err, plugin.EUNAVAILABLE)
 	f.checkNoSecrets(t, err)
