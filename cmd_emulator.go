@@ -29,6 +29,7 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	groups := fs.Int("groups", mimecasttest.DefaultGroups, "number of pre-made profile groups")
 	logs := fs.Int("logs", mimecasttest.DefaultLogVolume, "generated records per log kind")
 	logWindow := fs.Duration("log-window", mimecasttest.DefaultLogWindow, "span the generated records cover, ending now")
+	logAhead := fs.Duration("log-ahead", 0, "keep generating records for this long after start (they arrive as time passes)")
 	rateCap := fs.Int("rate-capacity", 0, "per-endpoint rate limit bucket size (0 = off)")
 	rateRefill := fs.Duration("rate-refill", time.Second, "time to add one call back to a bucket")
 	noAwareness := fs.Bool("no-awareness", false, "omit the Awareness Training package from get-account")
@@ -61,7 +62,8 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 		Latency:            *latency,
 		Groups:             *groups,
 		LogVolume:          map[string]int{mimecasttest.KindURL: *logs, mimecasttest.KindAttachment: *logs, mimecasttest.KindImpersonation: *logs, mimecasttest.KindDLP: *logs},
-		LogWindow:          *logWindow,
+		LogWindow:          *logWindow + *logAhead,
+		LogEnd:             time.Now().UTC().Truncate(time.Second).Add(*logAhead),
 		RateLimit:          mimecasttest.RateLimit{Capacity: *rateCap, Refill: *rateRefill},
 		NoAwarenessPackage: *noAwareness,
 		AppID:              *appID,

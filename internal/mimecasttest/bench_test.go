@@ -86,3 +86,31 @@ func BenchmarkPullAllUsers(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPullMillionLogs walks 1,000,000 generated URL records by 500,
+// token-only paging, in-process.
+func BenchmarkPullMillionLogs(b *testing.B) {
+	const n = 1_000_000
+	s := New(Options{Users: 10_000, LogVolume: map[string]int{KindURL: n}})
+	start, end := s.LogWindow()
+	item := map[string]any{"from": start.Format(time.RFC3339), "to": end.Format(time.RFC3339), "oldestFirst": true}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tok, pages := "", 0
+		for {
+			p := body(500, tok, item)
+			if tok != "" {
+				p = map[string]any{"meta": page(500, tok)}
+			}
+			raw := benchCall(b, s, PathURLLogs, p, pages)
+			pages++
+			if tok = nextToken(b, raw); tok == "" {
+				break
+			}
+		}
+		if pages != n/500 {
+			b.Fatalf("pages = %d, want %d", pages, n/500)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}

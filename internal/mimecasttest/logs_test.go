@@ -394,3 +394,19 @@ func TestAddLogRecords(t *testing.T) {
 		t.Errorf("dlp today = %v", dl)
 	}
 }
+
+func TestLogsArriveOverTime(t *testing.T) {
+	clk := newClock()
+	e := newEnv(t, Options{Users: 10, Now: clk.Now, LogEnd: clk.Now().Add(time.Hour), LogWindow: 2 * time.Hour, LogVolume: map[string]int{KindURL: 120}})
+	e.clk = clk
+	start, _ := e.s.LogWindow()
+	item := map[string]any{"from": start.Format(time.RFC3339), "to": start.Add(24 * time.Hour).Format(time.RFC3339)}
+	got, _ := e.pullLogs(KindURL, 500, item, false)
+	if len(got) != 61 { // records at minutes 0..60 of the 2h span
+		t.Errorf("now: %d records, want 61", len(got))
+	}
+	clk.Advance(30 * time.Minute)
+	if got, _ := e.pullLogs(KindURL, 500, item, false); len(got) != 91 {
+		t.Errorf("30 minutes later: %d records, want 91", len(got))
+	}
+}

@@ -122,8 +122,10 @@ type Options struct {
 	// nil gives DefaultLogVolume for every kind; a non-nil map gives 0 for
 	// missing kinds, so map[string]int{} means "explicit records only".
 	LogVolume map[string]int
-	// LogEnd is the time of the newest generated record (default: Now at
-	// New, truncated to the second).
+	// LogEnd is the end of the generated records' span (default: Now at
+	// New, truncated to the second). Records dated after Now are not served
+	// until the clock reaches them, so a LogEnd in the future (with a
+	// LogWindow that long more) makes new records arrive over time.
 	LogEnd time.Time
 	// LogWindow is the span the generated records are spread over evenly,
 	// ending at LogEnd (default 7 days).
