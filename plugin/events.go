@@ -421,52 +421,37 @@ func (p *eventPull) pullLog(ctx context.Context, kind LogKind) error {
 		from = p.now.Add(-eventOverlap)
 	}
 	q := LogQuery{From: from, To: p.now, OldestFirst: true, PageSize: p.cfg.Mimecast.PageSize}
-	err = p.mc.EachLogPage(ctx, kind, q, func(page LogPage) error {
-		next := cp
-		next.LastPull = p.now
-		events := make([]RiskEvent, 0, len(page.Records)/4+1)
-		var rejected []Rejected
-		for _, rec := range page.Records {
-			next.Records++
-			evs, err := p.det.Detect(kind, rec)
-			if err != nil {
-				rejected = append(rejected, rejectRecord(kind, rec, err, p.now))
-				continue
-			}
-			var at time.Time
-			if len(evs) > 0 {
-				at = evs[0].At
-			} else if t, ok := logRecordTime(kind, rec); ok {
-				at = t
-			}
-			if at.After(p.now) {
-				at = p.now // a clock ahead of ours must not push the checkpoint past now
-			}
-			if at.After(next.Through) {
-				next.Through = at
-			}
-			events = append(events, evs...)
+
+	// Fetching and saving overlap: the saver stores pages in order while
+	// the next ones are read, so the network and the disk's sync wait on
+	// each other less. The queue is short, which bounds memory.
+	saved := cp // what the store holds: only the saver writes it
+	queue := make(chan pageBatch, saveQueue)
+	saverDone := make(chan struct{})
+	var saveErr error
+	go func() {
+		defer close(saverDone)
+		saveErr = p.saveLoop(ctx, kind, queue, &saved)
+	}()
+	fetched := cp
+	fetchErr := p.mc.EachLogPage(ctx, kind, q, func(page LogPage) error {
+		b := p.classify(kind, page, &fetched)
+		select {
+		case queue <- b:
+			return nil
+		case <-saverDone:
+			return errSaverStopped
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		next.Rejected += len(rejected)
-		added, err := s.store.SaveLogPage(ctx, name, events, rejected, next)
-		if err != nil {
-			return err
-		}
-		next.Events += added // persisted with the next page or the final status
-		cp = next
-		p.res.Pages++
-		p.res.Records += len(page.Records)
-		p.res.Events += added
-		p.res.Rejected += len(rejected)
-		if added > 0 {
-			s.m.EventsStored(name, kind, added)
-		}
-		if len(events) > 0 {
-			s.controlsOnEvents(ctx, p.cfg, events)
-			p.nudge(ctx, events)
-		}
-		return nil
 	})
+	close(queue)
+	<-saverDone
+	err = fetchErr
+	if saveErr != nil {
+		err = saveErr
+	}
+	cp = saved
 	cp.LastPull = p.now
 	if err != nil {
 		if ctx.Err() != nil {
@@ -480,6 +465,104 @@ func (p *eventPull) pullLog(ctx context.Context, kind LogKind) error {
 		return errors.Join(err, fmt.Errorf("store %s checkpoint: %w", kind, perr))
 	}
 	return err
+}
+
+// Saving pipeline tuning.
+const (
+	// saveQueue is how many classified pages may wait for the saver.
+	saveQueue = 4
+	// maxSaveEvents caps the events of one group commit.
+	maxSaveEvents = 20000
+)
+
+// errSaverStopped tells the fetcher the saver gave up (its error wins).
+var errSaverStopped = errors.New("event saver stopped")
+
+// pageBatch is one fetched, classified page waiting to be saved, with the
+// checkpoint that is true once it is stored.
+type pageBatch struct {
+	events   []RiskEvent
+	rejected []Rejected
+	cp       Checkpoint
+	records  int
+	pages    int
+}
+
+// classify runs the detector over a page and advances prog (the
+// checkpoint as far as pages have been read).
+func (p *eventPull) classify(kind LogKind, page LogPage, prog *Checkpoint) pageBatch {
+	b := pageBatch{events: make([]RiskEvent, 0, len(page.Records)/4+1), records: len(page.Records), pages: 1}
+	for _, rec := range page.Records {
+		prog.Records++
+		evs, err := p.det.Detect(kind, rec)
+		if err != nil {
+			b.rejected = append(b.rejected, rejectRecord(kind, rec, err, p.now))
+			continue
+		}
+		var at time.Time
+		if len(evs) > 0 {
+			at = evs[0].At
+		} else if t, ok := logRecordTime(kind, rec); ok {
+			at = t
+		}
+		if at.After(p.now) {
+			at = p.now // a clock ahead of ours must not push the checkpoint past now
+		}
+		if at.After(prog.Through) {
+			prog.Through = at
+		}
+		b.events = append(b.events, evs...)
+	}
+	prog.Rejected += len(b.rejected)
+	prog.LastPull = p.now
+	b.cp = *prog
+	return b
+}
+
+// saveLoop stores queued pages in order. Each store transaction holds
+// pages' events, their rejected records and the checkpoint of the last of
+// them, so a crash at any point resumes exactly after what was stored.
+// When pages queue up behind a slow disk, the waiting ones are committed
+// together (one sync for several pages). After each commit it runs the
+// controls and the nudges on the stored events.
+func (p *eventPull) saveLoop(ctx context.Context, kind LogKind, queue <-chan pageBatch, saved *Checkpoint) error {
+	s, name := p.s, p.cfg.Name
+	for b := range queue {
+	more:
+		for len(b.events) < maxSaveEvents {
+			select {
+			case nb, ok := <-queue:
+				if !ok {
+					break more
+				}
+				b.events = append(b.events, nb.events...)
+				b.rejected = append(b.rejected, nb.rejected...)
+				b.cp, b.records, b.pages = nb.cp, b.records+nb.records, b.pages+nb.pages
+			default:
+				break more
+			}
+		}
+		cp := b.cp
+		cp.Events = saved.Events
+		added, err := s.store.SaveLogPage(ctx, name, b.events, b.rejected, cp)
+		if err != nil {
+			return err
+		}
+		cp.Events += added // persisted with the next commit or the final status
+		*saved = cp
+		p.res.Pages += b.pages
+		p.res.Records += b.records
+		p.res.Events += added
+		p.res.Rejected += len(b.rejected)
+		if added > 0 {
+			s.m.EventsStored(name, kind, added)
+		}
+		if len(b.events) > 0 {
+			s.controlsOnEvents(ctx, p.cfg, b.events)
+			p.nudge(ctx, b.events)
+		}
+	}
+	return nil
 }
 
 // safeMessage is what a status may show of err: an *Error's message, never
