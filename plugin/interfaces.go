@@ -9,8 +9,9 @@ import (
 // mimecast package implements it; every method retries transient failures
 // itself and returns an *Error (codes below) when it gives up.
 type Mimecast interface {
-	// Account returns get-account. EUNAUTHORIZED bad credentials,
-	// EFORBIDDEN no permission or binding expired, EUNAVAILABLE unreachable.
+	// Account returns get-account. EUPSTREAMAUTH for bad credentials, no
+	// permission or an expired binding (the message says which and what to
+	// do), ERATELIMITED, EUNAVAILABLE when unreachable or broken.
 	Account(ctx context.Context) (Account, error)
 	// EachGradePage calls fn with every page of get-safe-score-details in
 	// order, pageSize records per call. An error from fn stops the pull and
