@@ -287,7 +287,7 @@ func (s *Service) PullEvents(ctx context.Context, name string) error {
 
 func (s *Service) eventsUsable(cfg Configuration) error {
 	if !eventsEnabled(cfg) {
-		return FieldError("events.enabled", "events are not enabled for this configuration")
+		return Errorf(EINVALID, "events are not enabled for this configuration")
 	}
 	if s.opts.Detector == nil {
 		return Errorf(EINVALID, "events are not available on this server")

@@ -2,6 +2,7 @@ package plugin_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -260,4 +261,37 @@ func BenchmarkEventPullMillion(b *testing.B) {
 		b.ReportMetric(elapsed.Seconds(), "s/pull")
 		x.svc.Close()
 	}
+}
+
+// BenchmarkFetchScoresWithEvents scores 10,000 graded users of whom 5,000
+// have events (50,000 events in all) from the per-configuration cache of
+// decayed sums: one map lookup per user, no store reads.
+func BenchmarkFetchScoresWithEvents(b *testing.B) {
+	e := newEvEnv(b)
+	e.create("acme", &plugin.EventSettings{Enabled: true, Scoring: true})
+	users := make([]plugin.UserGrade, 10_000)
+	for i := range users {
+		users[i] = plugin.UserGrade{Email: fmt.Sprintf("user%05d@example.com", i), Risk: string("ABCDF"[i%5])}
+	}
+	if err := e.st.PutSnapshot(context.Background(), plugin.Snapshot{Configuration: "acme", TakenAt: evNow, Users: users}); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 50_000; i++ {
+		at := evNow.Add(-time.Duration(i) * 10 * time.Second)
+		e.mc.add(plugin.LogURL, evClick(fmt.Sprintf("user%05d@example.com", i%5000), "Phishing & Fraud", "warn", at, i))
+	}
+	if res := e.pull("acme"); res.Events != 50_000 {
+		b.Fatalf("stored %d events", res.Events)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		recs, err := e.svc.FetchScores(ctx, "acme", nil)
+		if err != nil || len(recs) != 10_000 {
+			b.Fatalf("got %d records, %v", len(recs), err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*10_000)/b.Elapsed().Seconds(), "users/s")
 }
