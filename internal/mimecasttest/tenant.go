@@ -107,6 +107,9 @@ var departments = []string{
 	"Finance", "Engineering", "Sales", "Marketing", "HR", "Legal", "IT", "Operations", "Customer Support", "Executive",
 }
 
+// departmentWeights make executives and lawyers rarer than engineers.
+var departmentWeights = []int{12, 20, 16, 10, 6, 4, 8, 10, 12, 2}
+
 // defaultGroupNames are the pre-made groups, in order; the first three take
 // the members of the department of the same name.
 var defaultGroupNames = []string{
@@ -159,7 +162,7 @@ func (s *Server) generateUsers() {
 			Sentiment:  comp(),
 			Engagement: comp(),
 			Knowledge:  comp(),
-			Department: departments[r.intn(len(departments))],
+			Department: departments[pickWeighted(&r, departmentWeights)],
 			UserState:  "active",
 		}
 		s.byEmail[lower] = len(s.users)
