@@ -497,8 +497,9 @@ func (p *eventPull) classify(kind LogKind, page LogPage, prog *Checkpoint) pageB
 		evs, err := p.det.Detect(kind, rec)
 		if err != nil {
 			b.rejected = append(b.rejected, rejectRecord(kind, rec, err, p.now))
-			continue
 		}
+		// A record set aside is handled too: its time, when readable,
+		// moves the checkpoint so it is not read again and again.
 		var at time.Time
 		if len(evs) > 0 {
 			at = evs[0].At
