@@ -219,7 +219,7 @@ func (r *controlRun) classify(ctx context.Context, events []RiskEvent) []control
 		}
 		in, err := r.inScope(ctx, user)
 		if err != nil {
-			r.fail(ev.Rule, user, fmt.Errorf("scope groups: %w", err))
+			r.fail(ev.Rule, user, "scope groups", err)
 			continue
 		}
 		if !in {
@@ -361,15 +361,23 @@ func (r *controlRun) runOkta(ctx context.Context, jobs []controlJob) {
 	client, err := r.s.oktaClient(r.cfg)
 	if err != nil {
 		for _, j := range okJobs {
-			r.fail(j.typ, j.user, fmt.Errorf("Okta: %w", err))
+			r.fail(j.typ, j.user, "Okta", err)
 		}
 		return
 	}
 	groups := map[string]Group{}
 	groupErrs := map[string]error{}
+	// Once Okta is down, refusing us or rate-limiting, the run's other
+	// senders are not tried (each would wait out its own retries); they
+	// are tried again with their next event.
+	var down error
 	for _, j := range okJobs {
 		if ctx.Err() != nil {
-			r.fail(j.typ, j.user, Errorf(EUNAVAILABLE, "cancelled"))
+			r.fail(j.typ, j.user, "", Errorf(EUNAVAILABLE, "cancelled"))
+			continue
+		}
+		if down != nil {
+			r.fail(j.typ, j.user, "not tried, Okta failed earlier in this run", down)
 			continue
 		}
 		name := j.target.OktaGroup
@@ -383,7 +391,10 @@ func (r *controlRun) runOkta(ctx context.Context, jobs []controlJob) {
 			}
 		}
 		if err := groupErrs[name]; err != nil {
-			r.fail(j.typ, j.user, fmt.Errorf("Okta group %q: %w", name, err))
+			r.fail(j.typ, j.user, fmt.Sprintf("Okta group %q", name), err)
+			if oktaDown(err) {
+				down = err
+			}
 			continue
 		}
 		uid, err := client.FindUser(ctx, j.user)
@@ -391,11 +402,24 @@ func (r *controlRun) runOkta(ctx context.Context, jobs []controlJob) {
 			err = client.AddUserToGroup(ctx, g.ID, uid)
 		}
 		if err != nil {
-			r.fail(j.typ, j.user, fmt.Errorf("Okta: %w", err))
+			r.fail(j.typ, j.user, "Okta", err)
+			if oktaDown(err) {
+				down = err
+			}
 			continue
 		}
 		r.done(ctx, j, controlProviderOkta, g, ControlAdded)
 	}
+}
+
+// oktaDown tells errors that concern Okta as a whole from those of one
+// user or group.
+func oktaDown(err error) bool {
+	switch ErrorCode(err) {
+	case EUNAVAILABLE, EUPSTREAMAUTH, ERATELIMITED, EINTERNAL:
+		return true
+	}
+	return false
 }
 
 // runMimecast adds the Mimecast jobs' senders, one AddMembers call per
@@ -413,19 +437,19 @@ func (r *controlRun) runMimecast(ctx context.Context, jobs []controlJob) {
 	}
 	for _, name := range order {
 		js := byGroup[name]
-		failAll := func(err error) {
+		failAll := func(prefix string, err error) {
 			for _, j := range js {
-				r.fail(j.typ, j.user, err)
+				r.fail(j.typ, j.user, prefix, err)
 			}
 		}
 		mc, err := r.mimecast()
 		if err != nil {
-			failAll(fmt.Errorf("Mimecast: %w", err))
+			failAll("Mimecast", err)
 			continue
 		}
 		g, err := r.s.mimecastGroup(ctx, r.cfg, name)
 		if err != nil {
-			failAll(fmt.Errorf("Mimecast group: %w", err))
+			failAll("Mimecast group", err)
 			continue
 		}
 		// One address per user, though several event types may name it.
@@ -439,7 +463,7 @@ func (r *controlRun) runMimecast(ctx context.Context, jobs []controlJob) {
 		}
 		results, err := mc.AddMembers(ctx, g.ID, emails)
 		if err != nil {
-			failAll(fmt.Errorf("Mimecast group %q: %w", g.Name, err))
+			failAll(fmt.Sprintf("Mimecast group %q", g.Name), err)
 			continue
 		}
 		byEmail := map[string]MemberResult{}
@@ -450,7 +474,7 @@ func (r *controlRun) runMimecast(ctx context.Context, jobs []controlJob) {
 			res, ok := byEmail[j.user]
 			switch {
 			case !ok:
-				r.fail(j.typ, j.user, Errorf(EUNAVAILABLE, "Mimecast sent no result for the address"))
+				r.fail(j.typ, j.user, "", Errorf(EUNAVAILABLE, "Mimecast sent no result for the address"))
 			case res.Status == Done:
 				r.done(ctx, j, controlProviderMimecast, g, ControlAdded)
 			case res.Status == Skipped:
@@ -460,7 +484,7 @@ func (r *controlRun) runMimecast(ctx context.Context, jobs []controlJob) {
 				if reason == "" {
 					reason = res.Code
 				}
-				r.fail(j.typ, j.user, Errorf(EUNAVAILABLE, "Mimecast refused the addition to %q: %s", g.Name, reason))
+				r.fail(j.typ, j.user, "", Errorf(EUNAVAILABLE, "Mimecast refused the addition to %q: %s", g.Name, reason))
 			}
 		}
 	}
@@ -541,12 +565,17 @@ func firstNonEmpty(v ...string) string {
 	return ""
 }
 
-// fail counts a failed addition and keeps its caller-safe message.
-func (r *controlRun) fail(typ, user string, err error) {
+// fail counts a failed addition and keeps its caller-safe message, after
+// what (the step that failed) when given.
+func (r *controlRun) fail(typ, user, what string, err error) {
 	r.counts[ControlFailed]++
-	r.errs = append(r.errs, fmt.Sprintf("%s %s %s: %s", r.now.Format(time.RFC3339), typ, user, safeMessage(err)))
+	msg := safeMessage(err)
+	if what != "" {
+		msg = what + ": " + msg
+	}
+	r.errs = append(r.errs, fmt.Sprintf("%s %s %s: %s", r.now.Format(time.RFC3339), typ, user, msg))
 	r.s.log.Warn().Str("configuration", r.cfg.Name).Str("event_type", typ).Str("user", user).
-		Str("error", ErrorMessage(err)).Msg("controls: addition failed")
+		Str("error", msg).Err(err).Msg("controls: addition failed")
 }
 
 // loadLedger returns the additions already made ("control|type|user" ->

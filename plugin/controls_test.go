@@ -655,3 +655,34 @@ func BenchmarkControlsSteadyState(b *testing.B) {
 		b.Fatalf("membership calls grew in the steady state")
 	}
 }
+
+func TestControlsStopTryingWhenOktaIsDown(t *testing.T) {
+	e := newCtlEnv(t)
+	c := e.config("acme")
+	c.Controls.ScopeGroups = nil
+	e.create(t, c)
+	cfg := e.stored(t, "acme")
+	e.okta.Fail(oktatest.EndpointAddMember, oktatest.Fault{Status: 503, Times: 100})
+	plugin.ControlsOnEvents(context.Background(), e.svc, cfg, []plugin.RiskEvent{
+		event("malicious_file_sent", e.u[0], "outbound", "h1"),
+		event("malicious_file_sent", e.u[1], "outbound", "h2"),
+		event("malicious_file_sent", e.u[2], "outbound", "h3"),
+	})
+	st := e.status(t, "acme")
+	if st.Counts[plugin.ControlFailed] != 3 || !strings.Contains(st.LastErrors[0], "not tried") {
+		t.Errorf("status = %+v, want 3 failures, the last ones not tried", st)
+	}
+	if n := e.okta.Calls(oktatest.EndpointAddMember); n != 2 {
+		t.Errorf("PUT calls = %d, want 2 (one sender's attempts)", n)
+	}
+	// Okta is back: the next events add everyone.
+	e.okta.ClearFaults()
+	plugin.ControlsOnEvents(context.Background(), e.svc, cfg, []plugin.RiskEvent{
+		event("malicious_file_sent", e.u[0], "outbound", "h4"),
+		event("malicious_file_sent", e.u[1], "outbound", "h5"),
+		event("malicious_file_sent", e.u[2], "outbound", "h6"),
+	})
+	if got := e.okta.Members(e.oktaMal.ID); len(got) != 3 {
+		t.Errorf("members after recovery = %v, want 3", got)
+	}
+}

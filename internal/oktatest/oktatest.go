@@ -282,6 +282,13 @@ func (e *Emulator) Fail(endpoint string, f Fault) {
 	e.mu.Unlock()
 }
 
+// ClearFaults drops every queued fault.
+func (e *Emulator) ClearFaults() {
+	e.mu.Lock()
+	e.faults = map[string][]Fault{}
+	e.mu.Unlock()
+}
+
 // LastAssertion returns the alg and kid headers of the last accepted
 // client assertion.
 func (e *Emulator) LastAssertion() (alg, kid string) {
