@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,8 +48,9 @@ func bearer(h string) (value string, present bool) {
 // on the context for the role checks.
 func (s *Server) authenticate(c *gin.Context) {
 	ip := clientIP(c)
+	key := throttleKey(ip)
 	now := s.now()
-	if until, blocked := s.throttle.blocked(ip, now); blocked {
+	if until, blocked := s.throttle.blocked(key, now); blocked {
 		s.metrics.AuthThrottled()
 		secs := int(until.Sub(now).Seconds()) + 1
 		c.Header("Retry-After", strconv.Itoa(secs))
@@ -76,7 +78,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		reason = "missing"
 	}
 	s.metrics.AuthFailure(reason)
-	tripped := s.throttle.fail(ip, now)
+	tripped := s.throttle.fail(key, now)
 	detail := map[string]string{"reason": reason, "method": c.Request.Method, "path": c.Request.URL.Path}
 	if tripped {
 		detail["throttled"] = "true"
@@ -123,6 +125,21 @@ func clientIP(c *gin.Context) string {
 		return ip
 	}
 	return "unknown"
+}
+
+// throttleKey is the address a failure counts against: the IPv4 address,
+// or the /64 of an IPv6 one, since one host usually holds a whole /64 and
+// could otherwise rotate addresses past the throttle.
+func throttleKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || addr.Unmap().Is4() {
+		return ip
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
 
 // throttle counts failed authentications per client address in a fixed

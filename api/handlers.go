@@ -371,8 +371,8 @@ func (s *Server) executeAction(c *gin.Context) {
 		return
 	}
 	for _, r := range key {
-		if r < 0x21 || r > 0x7e {
-			s.fail(c, plugin.FieldError("Idempotency-Key", "must be printable ASCII without spaces"))
+		if r < 0x20 || r > 0x7e {
+			s.fail(c, plugin.FieldError("Idempotency-Key", "must be printable ASCII"))
 			return
 		}
 	}
@@ -486,8 +486,13 @@ func (s *Server) targets(c *gin.Context) {
 		return
 	}
 	since := c.DefaultQuery("since", "30d")
-	d, err := parseAge(since)
-	if err != nil {
+	var d time.Duration
+	if t, err := time.Parse(time.RFC3339, since); err == nil {
+		if d = s.now().Sub(t); d <= 0 || d > maxAge {
+			s.fail(c, plugin.FieldError("since", "must be in the past, at most 3650d ago"))
+			return
+		}
+	} else if d, err = parseAge(since); err != nil {
 		s.fail(c, plugin.FieldError("since", "%s", err))
 		return
 	}

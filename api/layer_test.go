@@ -357,3 +357,67 @@ func TestManifestFile(t *testing.T) {
 		t.Errorf("GET manifest: %d", w.Code)
 	}
 }
+
+// TestThrottleIPv6Prefix: rotating addresses inside one IPv6 /64 does not
+// escape the throttle, while a different /64 is unaffected.
+func TestThrottleIPv6Prefix(t *testing.T) {
+	l := newLayer(t, api.Options{AuthFailureLimit: 3})
+	send := func(addr, auth string) int {
+		req := httptest.NewRequest("GET", "/api/v1/manifest", nil)
+		req.RemoteAddr = "[" + addr + "]:443"
+		req.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		l.srv.ServeHTTP(w, req)
+		return w.Code
+	}
+	for i := 1; i <= 3; i++ {
+		if got := send(fmt.Sprintf("2001:db8:1:2::%x", i), "Bearer wrong"); got != 401 {
+			t.Fatalf("failure %d: got %d", i, got)
+		}
+	}
+	if got := send("2001:db8:1:2::ffff", "Bearer "+fakeAdmin); got != 429 {
+		t.Errorf("same /64: got %d, want 429", got)
+	}
+	if got := send("2001:db8:1:3::1", "Bearer "+fakeAdmin); got != 404 && got != 200 {
+		t.Errorf("other /64: got %d", got)
+	}
+	if l.host.failures[0]["addr"] != "2001:db8:1:2::1" {
+		t.Errorf("audit actor %q, want the full address", l.host.failures[0]["addr"])
+	}
+}
+
+// TestMetricsSeries checks every series the service and the Mimecast
+// client feed, through the exposition.
+func TestMetricsSeries(t *testing.T) {
+	m := api.NewMetrics()
+	var _ plugin.Metrics = m
+	var _ interface {
+		Call(endpoint string, status int, d time.Duration)
+		RateLimitWait(endpoint string, d time.Duration)
+	} = m
+	m.SyncFinished("acme", true, 2*time.Second)
+	m.SyncFinished("acme", false, time.Second)
+	m.ActionOutcomes("add", plugin.Done, 3)
+	m.EventsStored("acme", plugin.LogURL, 5)
+	m.Call("/api/account/get-account", 200, 30*time.Millisecond)
+	m.RateLimitWait("/api/account/get-account", 1500*time.Millisecond)
+	l := newLayer(t, api.Options{Metrics: m})
+	l.do(t, "GET", "/healthz", "", "", nil)
+	body := l.do(t, "GET", "/metrics", "", "", nil).Body.String()
+	for _, want := range []string{
+		`ure_syncs_total{configuration="acme",outcome="ok"} 1`,
+		`ure_syncs_total{configuration="acme",outcome="failed"} 1`,
+		`ure_sync_duration_seconds_count{configuration="acme"} 2`,
+		`ure_action_results_total{action="add",outcome="done"} 3`,
+		`ure_events_stored_total{configuration="acme",log="url"} 5`,
+		`ure_mimecast_requests_total{endpoint="/api/account/get-account",status="200"} 1`,
+		`ure_mimecast_rate_limit_waits_total{endpoint="/api/account/get-account"} 1`,
+		`ure_mimecast_rate_limit_wait_seconds_total{endpoint="/api/account/get-account"} 1.5`,
+		`ure_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

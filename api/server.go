@@ -8,6 +8,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	stdlog "log"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -163,6 +164,23 @@ func New(opts Options) (*Server, error) {
 
 // ServeHTTP serves one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// HTTPServer returns an *http.Server for addr serving s, with timeouts
+// that keep slow or idle clients from holding connections: 10 s for the
+// headers, 1 min for the body, 15 min for the answer (an execute-action on
+// many users takes a while), 2 min idle, 64 KiB of headers.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      15 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          stdlog.New(s.log.With().Str("source", "net/http").Logger(), "", 0),
+	}
+}
 
 // Metrics returns the server's metrics (the ones passed in Options, or
 // its private ones).
