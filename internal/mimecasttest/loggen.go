@@ -33,6 +33,17 @@ type urlLog struct {
 	CreationMethod        string   `json:"creationMethod"`
 	EmailPartsDescription []string `json:"emailPartsDescription"`
 	MessageID             string   `json:"messageId"`
+	TagMap                *tagMap  `json:"tagMap,omitempty"`
+}
+
+// tagMap is the optional scanner detail newer URL log records carry.
+type tagMap struct {
+	UrlReputationScan struct {
+		Status   []string `json:"Status"`
+		Type     []string `json:"Type"`
+		UrlBlock []string `json:"UrlBlock"`
+		Url      []string `json:"Url"`
+	} `json:"UrlReputationScan"`
 }
 
 type attachmentLog struct {
@@ -396,10 +407,20 @@ func (g *generator) urlRecord(r *rng, t int64) urlLog {
 	if r.intn(5) == 0 {
 		parts = []string{"Attachment"}
 	}
+	u := urlFor(r, cat)
+	var tm *tagMap
+	if p.scan == "malicious" && r.intn(2) == 0 {
+		tm = &tagMap{}
+		tm.UrlReputationScan.Status = []string{"CustomerAll", "VerdictBlock"}
+		tm.UrlReputationScan.Type = []string{cat}
+		tm.UrlReputationScan.UrlBlock = []string{"ORIGINAL:" + u + " (Blocked as " + strings.ToUpper(cat) + ")"}
+		tm.UrlReputationScan.Url = []string{u}
+	}
 	return urlLog{
+		TagMap:                tm,
 		UserEmailAddress:      to,
 		FromUserEmailAddress:  from,
-		URL:                   urlFor(r, cat),
+		URL:                   u,
 		TTPDefinition:         def,
 		Subject:               pick(r, subjects),
 		Action:                action,
