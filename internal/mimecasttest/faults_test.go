@@ -2,6 +2,7 @@ package mimecasttest
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -294,4 +295,56 @@ func TestStats(t *testing.T) {
 		t.Errorf("after reset: %v", got)
 	}
 	e.s.ResetStats()
+}
+
+func TestConcurrentUse(t *testing.T) {
+	e := newEnv(t, Options{Users: 100, RateLimit: RateLimit{Capacity: 1000, Refill: time.Millisecond}, LogVolume: map[string]int{KindDLP: 200}})
+	g, _ := e.s.FindGroupByName("Risky Users - Remediation")
+	users := e.s.Users()
+	start, end := e.s.LogWindow()
+	errs := make(chan error, 6*15)
+	post := func(path string, b any) {
+		// rawPost only returns errors, so it is safe off the test goroutine.
+		resp, raw, err := rawPost(t, e, path, b)
+		if err == nil && resp.StatusCode == 200 && !json.Valid(raw) {
+			err = fmt.Errorf("%s: invalid JSON", path)
+		}
+		if err != nil {
+			errs <- err
+		}
+	}
+	done := make(chan struct{})
+	for w := 0; w < 6; w++ {
+		go func(w int) {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < 15; i++ {
+				u := users[(w*15+i)%len(users)].Email
+				switch i % 5 {
+				case 0:
+					post(PathAddGroupMember, map[string]any{"data": []any{map[string]any{"id": g.ID, "emailAddress": u}}})
+				case 1:
+					post(PathRemoveGroupMember, map[string]any{"data": []any{map[string]any{"id": g.ID, "emailAddress": u}}})
+				case 2:
+					post(PathDLPLogs, body(50, "", map[string]any{"from": start.Format(time.RFC3339), "to": end.Format(time.RFC3339), "routes": []any{"outbound"}}))
+				case 3:
+					e.s.SetGrade(u, "C")
+					e.s.AddLogRecords(KindDLP, map[string]any{"senderAddress": u, "action": "block", "route": "outbound"})
+				case 4:
+					e.s.SetFaults(Faults{ErrorRate: 0.1})
+					post(PathSafeScoreDetails, body(20, ""))
+					e.s.Stats()
+				}
+			}
+		}(w)
+	}
+	for w := 0; w < 6; w++ {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := e.s.Stats()["total"]; got != 6*12 {
+		t.Errorf("total = %d, want %d", got, 6*12)
+	}
 }

@@ -238,6 +238,7 @@ func (ls *logStore) newScanner(k int, q *logQuery) *scanner {
 	sc := &scanner{ls: ls, k: k, q: q, exp: ls.explicit[k]}
 	if ls.count[k] > 0 {
 		sc.lo, sc.hi = ls.firstAtOrAfter(k, q.From), ls.firstAtOrAfter(k, q.To)
+		sc.hi = max(sc.hi, sc.lo) // from after to: nothing
 	}
 	sc.elo = sort.Search(len(sc.exp), func(j int) bool { return sc.exp[j].t >= q.From })
 	sc.ehi = sort.Search(len(sc.exp), func(j int) bool { return sc.exp[j].t >= q.To })

@@ -260,6 +260,12 @@ func TestLogTimeFilterAndOrder(t *testing.T) {
 			t.Error("no records today")
 		}
 	})
+	t.Run("from after to is empty", func(t *testing.T) {
+		got, total := e.pullLogs(KindURL, 10, map[string]any{"from": to.Format(time.RFC3339), "to": from.Format(time.RFC3339)}, false)
+		if len(got) != 0 || total != 0 {
+			t.Errorf("got %d records, total %d, want none", len(got), total)
+		}
+	})
 	t.Run("bad date", func(t *testing.T) {
 		r := e.post(PathURLLogs, body(10, "", map[string]any{"from": "yesterday"}))
 		if got := r.failCodes(); len(got) != 1 || r.env.Fail[0].Errors[0].Field != "from" {
