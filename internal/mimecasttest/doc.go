@@ -11,7 +11,8 @@
 // DefaultSecretKey (standard base64), DefaultClientID, DefaultClientSecret.
 // Options: Users, Seed, Domain, the six credentials, Latency, Now, Sleep,
 // MaxSkew (15m), TokenTTL (1799s), RateLimit{Capacity, Refill} (off when
-// Capacity is 0), PageCap (500), DefaultPageSize (100), Groups (6),
+// Capacity is 0; per-path overrides in EndpointRateLimits), PageCap (500),
+// DefaultPageSize (100), Groups (6),
 // NoAwarenessPackage, LogVolume (map kind -> count; nil = 500 each),
 // LogEnd, LogWindow (7 days), ReplayIDs (200,000).
 //

@@ -101,9 +101,17 @@ type bucketState struct {
 	resetMS          int64
 }
 
+// limitFor is the bucket configuration of one endpoint.
+func (s *Server) limitFor(path string) RateLimit {
+	if rl, ok := s.opts.EndpointRateLimits[path]; ok {
+		return rl
+	}
+	return s.opts.RateLimit
+}
+
 // refill adds the calls earned since last; caller holds fmu.
 func (s *Server) refill(path string, now time.Time) *bucket {
-	rl := s.opts.RateLimit
+	rl := s.limitFor(path)
 	b, ok := s.buckets[path]
 	if !ok {
 		b = &bucket{tokens: rl.Capacity, last: now}
@@ -123,8 +131,8 @@ func (s *Server) refill(path string, now time.Time) *bucket {
 	return b
 }
 
-func (s *Server) state(b *bucket, now time.Time) bucketState {
-	rl := s.opts.RateLimit
+func (s *Server) state(path string, b *bucket, now time.Time) bucketState {
+	rl := s.limitFor(path)
 	st := bucketState{limit: rl.Capacity, remaining: b.tokens}
 	if b.tokens < rl.Capacity {
 		wait := rl.Refill - now.Sub(b.last)
@@ -138,7 +146,7 @@ func (s *Server) nominal() bucketState {
 }
 
 func (s *Server) peekBucket(path string) bucketState {
-	if s.opts.RateLimit.Capacity <= 0 {
+	if s.limitFor(path).Capacity <= 0 {
 		return s.nominal()
 	}
 	if _, known := endpoints[path]; !known && path != PathOAuthToken {
@@ -147,12 +155,12 @@ func (s *Server) peekBucket(path string) bucketState {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	now := s.opts.Now()
-	return s.state(s.refill(path, now), now)
+	return s.state(path, s.refill(path, now), now)
 }
 
 // takeBucket spends one call; ok is false (and nothing spent) when empty.
 func (s *Server) takeBucket(path string) (bucketState, bool) {
-	if s.opts.RateLimit.Capacity <= 0 {
+	if s.limitFor(path).Capacity <= 0 {
 		return s.nominal(), true
 	}
 	s.fmu.Lock()
@@ -160,10 +168,10 @@ func (s *Server) takeBucket(path string) (bucketState, bool) {
 	now := s.opts.Now()
 	b := s.refill(path, now)
 	if b.tokens <= 0 {
-		return s.state(b, now), false
+		return s.state(path, b, now), false
 	}
 	b.tokens--
-	return s.state(b, now), true
+	return s.state(path, b, now), true
 }
 
 func (s *Server) setRateHeaders(h http.Header, st bucketState) {

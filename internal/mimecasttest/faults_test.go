@@ -348,3 +348,30 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("total = %d, want %d", got, 6*12)
 	}
 }
+
+func TestEndpointRateLimits(t *testing.T) {
+	e := newEnv(t, Options{Users: 5, EndpointRateLimits: map[string]RateLimit{PathAddGroupMember: {Capacity: 1, Refill: time.Minute}}})
+	g, _ := e.s.FindGroupByName("Risky Users - Remediation")
+	u := e.s.Users()
+	add := func(email string) *reply {
+		return e.post(PathAddGroupMember, map[string]any{"data": []any{map[string]any{"id": g.ID, "emailAddress": email}}})
+	}
+	if r := add(u[0].Email); r.status != 200 {
+		t.Fatalf("first add: %d", r.status)
+	}
+	r := add(u[1].Email)
+	if r.status != 429 {
+		t.Fatalf("second add: status %d, want 429", r.status)
+	}
+	if limit, rem, reset := rateHeaders(t, r.header); limit != 1 || rem != 0 || reset != 60000 {
+		t.Errorf("headers %d %d %d, want 1 0 60000", limit, rem, reset)
+	}
+	if got := e.s.GroupMembers(g.ID); len(got) != 1 {
+		t.Errorf("members %v: the refused add was applied", got)
+	}
+	for i := 0; i < 3; i++ {
+		if r := e.post(PathGetAccount, nil); r.status != 200 {
+			t.Errorf("get-account is not limited: status %d", r.status)
+		}
+	}
+}

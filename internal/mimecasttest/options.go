@@ -108,6 +108,8 @@ type Options struct {
 	TokenTTL time.Duration
 	// RateLimit is the per-endpoint token bucket (off by default).
 	RateLimit RateLimit
+	// EndpointRateLimits overrides RateLimit for some paths.
+	EndpointRateLimits map[string]RateLimit
 	// PageCap is the largest page size served; larger requests are clamped
 	// and the size used is echoed (default 500).
 	PageCap int

@@ -118,8 +118,18 @@ func withDefaults(o Options) Options {
 	if o.TokenTTL <= 0 {
 		o.TokenTTL = DefaultTokenTTL
 	}
-	if o.RateLimit.Capacity > 0 && o.RateLimit.Refill <= 0 {
+	if o.RateLimit.Refill <= 0 {
 		o.RateLimit.Refill = time.Second
+	}
+	if len(o.EndpointRateLimits) > 0 {
+		m := make(map[string]RateLimit, len(o.EndpointRateLimits))
+		for p, rl := range o.EndpointRateLimits {
+			if rl.Refill <= 0 {
+				rl.Refill = time.Second
+			}
+			m[p] = rl
+		}
+		o.EndpointRateLimits = m
 	}
 	if o.PageCap <= 0 {
 		o.PageCap = DefaultPageCap
