@@ -46,6 +46,18 @@ type serverConfig struct {
 	MaxBodyBytes   int64
 	AuthFailLimit  int
 	AuthFailWindow time.Duration
+	TrustedProxies string
+}
+
+// trustedProxies splits --trusted-proxies.
+func (c serverConfig) trustedProxies() []string {
+	var out []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (c *serverConfig) register(fs *flag.FlagSet, defaultData string) {
@@ -60,6 +72,7 @@ func (c *serverConfig) register(fs *flag.FlagSet, defaultData string) {
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 10<<20, "largest request body accepted")
 	fs.IntVar(&c.AuthFailLimit, "auth-fail-limit", 10, "failed authentications from one address before 429")
 	fs.DurationVar(&c.AuthFailWindow, "auth-fail-window", time.Minute, "window for --auth-fail-limit")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated proxy addresses/CIDRs whose X-Forwarded-For names the client (default none)")
 }
 
 func (c serverConfig) validate() error {

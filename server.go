@@ -57,6 +57,9 @@ func startApp(ctx context.Context, cfg serverConfig, getenv func(string) string,
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if _, err := plugin.ParseManifest(manifestJSON); err != nil {
+		return nil, fmt.Errorf("embedded manifest.json: %w", err)
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -108,6 +111,7 @@ func startApp(ctx context.Context, cfg serverConfig, getenv func(string) string,
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		AuthFailureLimit:  cfg.AuthFailLimit,
 		AuthFailureWindow: cfg.AuthFailWindow,
+		TrustedProxies:    cfg.trustedProxies(),
 	})
 	if err != nil {
 		return fail(fmt.Errorf("build API: %w", err))
@@ -118,7 +122,7 @@ func startApp(ctx context.Context, cfg serverConfig, getenv func(string) string,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      10 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
+		MaxHeaderBytes:    64 << 10,
 	}
 	scheme := "http"
 	if cfg.TLSCert != "" {
