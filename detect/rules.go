@@ -29,29 +29,7 @@ const (
 	ContentExaminationSent = "content_examination_sent"
 )
 
-// Default weights: how many points (on the 1–1000 scale) a fresh event takes
-// off a user's grade score, before decay. The reasoning: what the user did
-// weighs more than what was done to them, and a click on malware or a
-// botnet link (likely infection) weighs most.
-//
-//	rule                             weight  nudge  why
-//	sensitive_data_exposure              80   yes   user sent data a DLP policy blocked
-//	malicious_file_received              30   no    exposure only: the gateway caught it
-//	malicious_file_sent                 100   yes   user's mailbox/device likely compromised
-//	malicious_file_sent_internal        100   yes   same, spreading inside the company
-//	spoof_received                       20   no    exposure: lookalike internal domain
-//	impersonation_received               30   no    exposure: internal display name abused
-//	targeted_impersonation_received      40   no    exposure: targeted threat dictionary hit
-//	clicked_compromised                 100   yes   clicked a compromised site (blocked)
-//	clicked_phishing                    100   yes   clicked a phishing link
-//	clicked_spam                         40   yes   clicked a spam site
-//	clicked_suspicious                   60   yes   clicked a suspicious site
-//	clicked_malware                     120   yes   clicked a malware link
-//	clicked_botnets                     120   yes   clicked a botnet link
-//	malicious_url_sent (controls)       100   no    user sent a malicious link
-//	content_examination_sent (ctrls)     40   no    outbound mail tripped a DLP policy (any action)
-//
-// Nudges only go out when the configuration names a nudge_webhook.
+// defaultWeights are the weights of the table in DefaultRules.
 var defaultWeights = map[string]float64{
 	SensitiveDataExposure:         80,
 	MaliciousFileReceived:         30,
@@ -113,6 +91,30 @@ func attachment(id, route, user, title string) plugin.Rule {
 // DefaultRules returns the 13 default rules of detection-rules.md with
 // their default weights and nudge flags, all enabled. The slice is new on
 // every call; callers may change it.
+//
+// Weights are how many points (on the 1–1000 scale) a fresh event takes
+// off a user's grade score, before decay. The reasoning: what the user did
+// weighs more than what was done to them, and a click on malware or a
+// botnet link (likely infection) weighs most.
+//
+//	rule                             weight  nudge  why
+//	sensitive_data_exposure              80   yes   user sent data a DLP policy blocked
+//	malicious_file_received              30   no    exposure only: the gateway caught it
+//	malicious_file_sent                 100   yes   user's mailbox/device likely compromised
+//	malicious_file_sent_internal        100   yes   same, spreading inside the company
+//	spoof_received                       20   no    exposure: lookalike internal domain
+//	impersonation_received               30   no    exposure: internal display name abused
+//	targeted_impersonation_received      40   no    exposure: targeted threat dictionary hit
+//	clicked_compromised                 100   yes   clicked a compromised site (blocked)
+//	clicked_phishing                    100   yes   clicked a phishing link
+//	clicked_spam                         40   yes   clicked a spam site
+//	clicked_suspicious                   60   yes   clicked a suspicious site
+//	clicked_malware                     120   yes   clicked a malware link
+//	clicked_botnets                     120   yes   clicked a botnet link
+//	malicious_url_sent (controls)       100   no    user sent a malicious link
+//	content_examination_sent (ctrls)     40   no    outbound mail tripped a DLP policy (any action)
+//
+// Nudges only go out when the configuration names a nudge_webhook.
 func DefaultRules() []plugin.Rule {
 	rules := []plugin.Rule{
 		{
