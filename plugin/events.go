@@ -179,10 +179,9 @@ func (s *Service) eventsConfigChanged(name string) {
 	cfg, err := s.configuration(st.base, name)
 	if err != nil {
 		if ErrorCode(err) == ENOTFOUND {
+			// The pull semaphore stays: a pull of the deleted configuration
+			// still running must not overlap one of a new namesake.
 			s.stopEventLoop(name)
-			st.mu.Lock()
-			delete(st.pulling, name)
-			st.mu.Unlock()
 			return
 		}
 		s.log.Error().Err(err).Str("configuration", name).Msg("events: could not read the changed configuration")
@@ -244,7 +243,7 @@ func (s *Service) eventLoop(ctx context.Context, name string, interval time.Dura
 	defer t.Stop()
 	for {
 		if _, err := s.pullEventsWait(ctx, name); err != nil && ctx.Err() == nil {
-			log.Warn().Str("error", ErrorMessage(err)).Msg("event pull failed")
+			log.Warn().Err(err).Msg("event pull failed")
 		}
 		select {
 		case <-ctx.Done():
@@ -276,7 +275,7 @@ func (s *Service) PullEvents(ctx context.Context, name string) error {
 	if !st.goTracked(func() {
 		defer func() { <-sem }()
 		if _, err := s.pullEventsLocked(st.base, name); err != nil && st.base.Err() == nil {
-			s.log.Warn().Str("component", "events").Str("configuration", name).Str("error", ErrorMessage(err)).Msg("event pull failed")
+			s.log.Warn().Err(err).Str("component", "events").Str("configuration", name).Msg("event pull failed")
 		}
 	}) {
 		<-sem
@@ -357,7 +356,7 @@ func (s *Service) pullEventsLocked(ctx context.Context, name string) (pullResult
 			if ctx.Err() != nil {
 				return p.res, ctx.Err()
 			}
-			log.Warn().Str("log", string(kind)).Str("error", ErrorMessage(err)).Err(err).Msg("log pull failed")
+			log.Warn().Err(err).Str("log", string(kind)).Msg("log pull failed")
 			errs = append(errs, fmt.Errorf("%s log: %w", kind, err))
 		}
 	}
