@@ -183,13 +183,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveStats(w, r)
 		return
 	}
-	rec := &statusRecorder{ResponseWriter: w}
 	handler, known := endpoints[path]
 	statKey := path
 	if !known && path != PathOAuthToken {
 		statKey = "other"
 	}
-	defer func() { s.count(statKey, rec.status) }()
+	// The call is counted when its status is written, before any byte of
+	// the reply leaves, so a client that has read a reply always sees it
+	// counted; a call the client gave up on is counted 499 on return.
+	rec := &statusRecorder{ResponseWriter: w, onStatus: func(st int) { s.count(statKey, st) }}
+	defer func() {
+		if rec.status == 0 {
+			s.count(statKey, 0)
+		}
+	}()
 	s.setRateHeaders(rec.Header(), s.peekBucket(path))
 
 	if err := s.opts.Sleep(r.Context(), s.opts.Latency); err != nil {
@@ -265,8 +272,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f, ok := rec.ResponseWriter.(http.Flusher); ok {
 			f.Flush()
 		}
-		s.count(statKey, rec.status)
-		rec.status = -1 // counted already; the deferred count skips it
 		panic(http.ErrAbortHandler)
 	default:
 		writeJSON(rec, status, body)
@@ -275,20 +280,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status   int
+	onStatus func(int) // called once, with the first status written
+}
+
+func (r *statusRecorder) setStatus(code int) {
+	if r.status == 0 {
+		r.status = code
+		if r.onStatus != nil {
+			r.onStatus(code)
+		}
+	}
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
+	r.setStatus(code)
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
+	r.setStatus(http.StatusOK)
 	return r.ResponseWriter.Write(b)
 }
 
@@ -522,9 +533,6 @@ func badTokenBody(tok string) (int, []byte) {
 // ---- stats ----
 
 func (s *Server) count(key string, status int) {
-	if status < 0 {
-		return
-	}
 	if status == 0 {
 		status = 499 // the client closed the request before a reply
 	}
