@@ -551,3 +551,42 @@ func TestCreateChecksEventRulesWithTheDetector(t *testing.T) {
 		t.Errorf("default rules refused: %v", err)
 	}
 }
+
+func TestCloseCancelsAPullInFlight(t *testing.T) {
+	e := newCoreEnv(t, mimecasttest.Options{Users: 10})
+	svc := e.newService()
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The emulator only notices the client leaving once it reads the body,
+	// after the delay; keep the delay short so its server closes soon.
+	const slow = 2 * time.Second
+	e.emu.SetFaults(mimecasttest.Faults{Endpoint: mimecasttest.PathSafeScoreDetails, SlowNext: 100, SlowBy: slow})
+	started := make(chan struct{}, 1)
+	e.setBefore(func(r *http.Request) {
+		if r.URL.Path == mimecasttest.PathSafeScoreDetails {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+		}
+	})
+	if err := svc.TriggerSync(context.Background(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pull never started")
+	}
+	start := time.Now()
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d >= slow/2 {
+		t.Errorf("Close took %v with a pull in flight; want it to cancel the pull", d)
+	}
+	if _, err := e.st.Snapshot(context.Background(), "acme"); plugin.ErrorCode(err) != plugin.ENOTFOUND {
+		t.Errorf("an interrupted pull wrote a snapshot: %v", err)
+	}
+}
