@@ -13,6 +13,17 @@ import (
 	"mimecast-ure/scoring"
 )
 
+// Security events. Per configuration with events enabled, a loop pulls the
+// four Mimecast security logs on its own interval, oldest first from each
+// log's checkpoint (less a short overlap for late records), and turns
+// records into risk events with the configuration's Detector. Each page's
+// events, the records set aside and the advanced checkpoint are stored in
+// one transaction, so a crash or an upstream failure resumes exactly where
+// the store stands; stable event ids make re-reads harmless. After each
+// commit the controls act on the events and nudges go out. Retention,
+// the per-user score cache and the read side (status, listing, user
+// explanation, targets) live here too.
+
 // Event pull tuning.
 const (
 	// eventOverlap is how far before a log's checkpoint each pull starts
