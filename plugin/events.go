@@ -445,7 +445,7 @@ func (p *eventPull) pullLog(ctx context.Context, kind LogKind) error {
 	}()
 	fetched := cp
 	fetchErr := p.mc.EachLogPage(ctx, kind, q, func(page LogPage) error {
-		b := p.classify(kind, page, &fetched)
+		b := p.classify(kind, page, &fetched, cp.Through)
 		select {
 		case queue <- b:
 			return nil
@@ -499,15 +499,14 @@ type pageBatch struct {
 }
 
 // classify runs the detector over a page and advances prog (the
-// checkpoint as far as pages have been read).
-func (p *eventPull) classify(kind LogKind, page LogPage, prog *Checkpoint) pageBatch {
+// checkpoint as far as pages have been read). seen is the checkpoint of
+// the previous pull: an unreadable record dated at or before it lies in
+// the re-read overlap and was set aside then, so it is not kept twice.
+func (p *eventPull) classify(kind LogKind, page LogPage, prog *Checkpoint, seen time.Time) pageBatch {
 	b := pageBatch{events: make([]RiskEvent, 0, len(page.Records)/4+1), records: len(page.Records), pages: 1}
 	for _, rec := range page.Records {
 		prog.Records++
 		evs, err := p.det.Detect(kind, rec)
-		if err != nil {
-			b.rejected = append(b.rejected, rejectRecord(kind, rec, err, p.now))
-		}
 		// A record set aside is handled too: its time, when readable,
 		// moves the checkpoint so it is not read again and again.
 		var at time.Time
@@ -515,6 +514,9 @@ func (p *eventPull) classify(kind LogKind, page LogPage, prog *Checkpoint) pageB
 			at = evs[0].At
 		} else if t, ok := logRecordTime(kind, rec); ok {
 			at = t
+		}
+		if err != nil && (at.IsZero() || at.After(seen)) {
+			b.rejected = append(b.rejected, rejectRecord(kind, rec, err, p.now))
 		}
 		if at.After(p.now) {
 			at = p.now // a clock ahead of ours must not push the checkpoint past now

@@ -219,6 +219,13 @@ func TestEventPullSetsAsideUnreadableRecords(t *testing.T) {
 	if dlp.Rejected != 3 || dlp.Records != 4 || !dlp.Through.Equal(t0.Add(3*time.Minute)) {
 		t.Errorf("got dlp checkpoint %+v", dlp)
 	}
+	// The next pull re-reads the overlap: the bounce set aside before is
+	// not kept twice (the record without a readable time cannot be told
+	// apart, the fake serves it on every pull).
+	e.clock.Add(15 * time.Minute)
+	if res := e.pull("acme"); res.Rejected != 1 || res.Events != 0 {
+		t.Errorf("second pull: got %+v, want only the timeless record set aside again", res)
+	}
 }
 
 func TestEventRetention(t *testing.T) {
