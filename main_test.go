@@ -282,7 +282,7 @@ func TestEndToEnd(t *testing.T) {
 		Choices []struct{ Key, Value string }
 	}
 	e.want("GET", base+"/acme/actions/add/fields", admin, nil, 200, &fields)
-	if len(fields) == 0 || len(fields[0].Choices) < 2 || fields[0].Choices[0].Key != "create" {
+	if len(fields) == 0 || len(fields[0].Choices) < 2 || fields[0].Choices[0].Value != "create" {
 		t.Errorf("add fields: %+v", fields)
 	}
 	e.want("GET", base+"/acme/actions/explode/fields", admin, nil, 400, nil)
@@ -457,6 +457,13 @@ func TestEndToEndEventsAndControls(t *testing.T) {
 		"scope_groups": []string{"a", "b", "c", "d", "e", "f"}, "targets": map[string]any{}}
 	if raw := e.want("POST", "/api/v1/configurations", admin, cfg, 400, nil); !strings.Contains(string(raw), "scope_groups") {
 		t.Errorf("6 scope groups: %s", raw)
+	}
+	// A private key that does not parse is refused at creation.
+	cfg["controls"] = map[string]any{"enabled": true, "internal_domains": []string{"example.com"},
+		"okta": map[string]any{"base_url": okt.URL, "client_id": "0oa-e2e-client", "private_key": "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----"},
+		"targets": map[string]any{"malicious_file_sent": map[string]string{"okta_group": "Risky senders"}}}
+	if raw := e.want("POST", "/api/v1/configurations", admin, cfg, 400, nil); !strings.Contains(string(raw), "private_key") {
+		t.Errorf("bad Okta key: %s", raw)
 	}
 	cfg["controls"] = controls
 	var created map[string]any

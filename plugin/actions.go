@@ -108,10 +108,10 @@ func (s *Service) ActionFields(ctx context.Context, name, value string) ([]Field
 	}
 	var choices []FieldChoice
 	if value == ActionAdd {
-		choices = append(choices, FieldChoice{Key: CreateGroup, Value: "Create New Group"})
+		choices = append(choices, FieldChoice{Key: "Create New Group", Value: CreateGroup})
 	}
 	for _, g := range gs {
-		choices = append(choices, FieldChoice{Key: g.ID, Value: g.Name})
+		choices = append(choices, FieldChoice{Key: g.Name, Value: g.ID})
 	}
 	if value == ActionRemove {
 		f := Field{Label: "Group", Key: "group", Type: "choice", Choices: choices, Mandatory: true,

@@ -44,6 +44,16 @@ func (s *Service) prepare(c Configuration) (Configuration, error) {
 			return c, FieldError("events", "%s", err.Error())
 		}
 	}
+	// Building the Okta client parses the private key and makes no call, so
+	// a bad key is refused here, with the field named, not at the first run.
+	if s.opts.Okta != nil && c.Controls != nil && c.Controls.Okta != nil {
+		if _, err := s.opts.Okta(*c.Controls.Okta); err != nil {
+			if ErrorCode(err) == EINVALID {
+				return c, err
+			}
+			return c, FieldError("controls.okta", "%s", ErrorMessage(err))
+		}
+	}
 	return c, nil
 }
 

@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -441,10 +442,6 @@ func TestControlsRecordEveryFailureKind(t *testing.T) {
 		}, nil, func(e *ctlEnv) plugin.RiskEvent { return event("malicious_file_sent", e.u[0], "outbound", "f3") }, "not found"},
 		{"no Okta factory", nil, func(o *plugin.ServiceOptions) { o.Okta = nil },
 			func(e *ctlEnv) plugin.RiskEvent { return event("malicious_file_sent", e.u[0], "outbound", "f4") }, "Okta is not available on this server"},
-		{"bad key", func(e *ctlEnv, c *plugin.Configuration) {
-			c.Controls.Okta.PrivateKey = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
-		},
-			nil, func(e *ctlEnv) plugin.RiskEvent { return event("malicious_file_sent", e.u[0], "outbound", "f5") }, "controls.okta.private_key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -572,21 +569,16 @@ func TestValidateControls(t *testing.T) {
 	t.Run("bad key", func(t *testing.T) {
 		e := newCtlEnv(t)
 		c := e.config("acme")
+		// A key that does not parse is refused when the configuration is
+		// created, naming the field and never quoting the key.
 		c.Controls.Okta.PrivateKey = "-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5\n-----END RSA PRIVATE KEY-----\n"
-		e.create(t, c)
-		v, err := e.svc.ValidateControls(ctx, "acme")
-		if err != nil {
-			t.Fatal(err)
+		_, err := e.svc.CreateConfiguration(ctx, "admin", c)
+		var pe *plugin.Error
+		if !errors.As(err, &pe) || pe.Code != plugin.EINVALID || pe.Field != "controls.okta.private_key" {
+			t.Fatalf("create with a bad key: %v, want invalid controls.okta.private_key", err)
 		}
-		m := checks(v)
-		if c := m["okta.client"]; c.Success || !strings.Contains(c.Message, "controls.okta.private_key") {
-			t.Errorf("okta.client = %+v, want a key failure", c)
-		}
-		if strings.Contains(v.Message+m["okta.client"].Message, "bm90IGEga2V5") {
-			t.Errorf("validation shows the key: %+v", v)
-		}
-		if c := m["target.malicious_file_sent"]; c.Success {
-			t.Errorf("Okta target checked without a client: %+v", c)
+		if strings.Contains(err.Error(), "bm90IGEga2V5") {
+			t.Errorf("the error shows the key: %v", err)
 		}
 	})
 	t.Run("unregistered key", func(t *testing.T) {

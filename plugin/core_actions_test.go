@@ -33,12 +33,12 @@ func TestActionFieldsAndValidation(t *testing.T) {
 		t.Fatalf("add fields = %+v", add)
 	}
 	ch := add[0].Choices
-	if len(ch) != len(groups)+1 || ch[0] != (plugin.FieldChoice{Key: "create", Value: "Create New Group"}) {
+	if len(ch) != len(groups)+1 || ch[0] != (plugin.FieldChoice{Key: "Create New Group", Value: "create"}) {
 		t.Fatalf("add choices = %+v", ch)
 	}
 	ids := map[string]string{}
 	for _, c := range ch[1:] {
-		ids[c.Key] = c.Value
+		ids[c.Value] = c.Key
 	}
 	for _, g := range groups {
 		if ids[g.ID] != g.Name {
@@ -49,7 +49,7 @@ func TestActionFieldsAndValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rm) != 1 || len(rm[0].Choices) != len(groups) || rm[0].Choices[0].Key == "create" {
+	if len(rm) != 1 || len(rm[0].Choices) != len(groups) || rm[0].Choices[0].Value == "create" {
 		t.Errorf("remove fields = %+v", rm)
 	}
 	if gen, err := e.svc.ActionFields(ctx, "acme", "generate"); err != nil || len(gen) != 0 {

@@ -148,7 +148,9 @@ type Field struct {
 	Description string        `json:"description,omitempty"`
 }
 
-// FieldChoice is one choice of a choice field.
+// FieldChoice is one choice of a choice field, in the platform's
+// convention: Key is the text shown, Value is what is stored and sent back
+// (e.g. a group id, or "create").
 type FieldChoice struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
