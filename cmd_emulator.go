@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"mimecast-ure/internal/mimecasttest"
@@ -39,13 +38,7 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	secretKey := fs.String("secret-key", mimecasttest.DefaultSecretKey, "API 1.0 secret key (standard base64)")
 	clientID := fs.String("client-id", mimecasttest.DefaultClientID, "API 2.0 client id")
 	clientSecret := fs.String("client-secret", mimecasttest.DefaultClientSecret, "API 2.0 client secret")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("emulator flags: %w", err)
-	}
-	if err := envDefaults(fs, getenv); err != nil {
+	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
 	if *users < 1 {
@@ -105,22 +98,3 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	return nil
 }
 
-// envDefaults sets every flag not given on the command line from
-// URE_<NAME> (dashes become underscores), when that variable is set.
-func envDefaults(fs *flag.FlagSet, getenv func(string) string) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		key := "URE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(key); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("emulator: %s: %w", key, e)
-			}
-		}
-	})
-	return err
-}

@@ -38,13 +38,7 @@ func runOktaEmulator(ctx context.Context, args []string, getenv func(string) str
 	users := fs.String("users", "", "comma-separated logins to create up front (others are created on first lookup)")
 	dpop := fs.Bool("dpop", false, "require DPoP proofs on token requests")
 	rateLimit := fs.Int("rate-limit", 600, "requests per minute per endpoint")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("okta-emulator flags: %w", err)
-	}
-	if err := envDefaults(fs, getenv); err != nil {
+	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
 

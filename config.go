@@ -1,19 +1,22 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 )
 
 // parseFlags parses args into fs, then fills every flag not given on the
 // command line from the environment variable URE_<FLAG> (dashes become
-// underscores), so `--data` also reads URE_DATA.
+// underscores), so `--data` also reads URE_DATA. -h prints the flags and
+// returns flag.ErrHelp, which run turns into exit 0.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return fmt.Errorf("%s: %w", fs.Name(), err)
 	}
 	given := map[string]bool{}
