@@ -51,6 +51,8 @@ type testEnv struct {
 	emuS *httptest.Server
 	logs *lockedBuffer
 	app  *app
+	// responses collects every response body, to scan for secrets.
+	responses lockedBuffer
 }
 
 func noSleep(ctx context.Context, d time.Duration) error { return ctx.Err() }
@@ -117,6 +119,7 @@ func (e *testEnv) call(method, path, token string, body any, out any) (int, []by
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
+	e.responses.Write(raw)
 	if out != nil && res.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
@@ -214,6 +217,11 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	e.want("POST", base, admin, demoConfigBody(e, "acme"), 409, nil)
+	var listed []map[string]any
+	e.want("GET", base, admin, nil, 200, &listed)
+	if len(listed) != 1 || listed[0]["name"] != "acme" {
+		t.Errorf("configurations list: %v", listed)
+	}
 	e.want("GET", base+"/nope", admin, nil, 404, nil)
 	e.want("POST", base+"/nope/fetch-records", admin, nil, 404, nil)
 
@@ -402,11 +410,15 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	// No secret in any log line or response we saw.
-	logs := e.logs.String()
+	// No secret in any log line or response we saw (a token's value is in
+	// its own creation answer only, so responses are scanned for the rest).
+	logs, responses := e.logs.String(), e.responses.String()
 	for _, s := range []string{mimecasttest.DefaultAppKey, mimecasttest.DefaultSecretKey, mimecasttest.DefaultAccessKey, testAdminToken, tok.Token, testMasterKey} {
 		if strings.Contains(logs, s) {
 			t.Errorf("a secret appears in the logs: %.6s...", s)
+		}
+		if s != tok.Token && strings.Contains(responses, s) {
+			t.Errorf("a secret appears in a response: %.6s...", s)
 		}
 	}
 	if !strings.Contains(logs, "/fetch-scores") {
@@ -620,11 +632,11 @@ func TestEndToEndEventsAndControls(t *testing.T) {
 		}
 	}
 
-	// No secret anywhere in the logs.
-	logs := e.logs.String()
-	for _, s := range []string{pemKey[40:80], mimecasttest.DefaultSecretKey, mimecasttest.DefaultAppKey, testAdminToken} {
-		if strings.Contains(logs, s) {
-			t.Errorf("a secret appears in the logs: %.6s...", s)
+	// No secret anywhere in the logs or the responses.
+	logs, responses := e.logs.String(), e.responses.String()
+	for _, s := range []string{pemKey[40:80], mimecasttest.DefaultSecretKey, mimecasttest.DefaultAppKey, mimecasttest.DefaultAccessKey, testAdminToken} {
+		if strings.Contains(logs, s) || strings.Contains(responses, s) {
+			t.Errorf("a secret appears in the logs or a response: %.6s...", s)
 		}
 	}
 }
