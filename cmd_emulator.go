@@ -97,4 +97,3 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	}
 	return nil
 }
-

@@ -12,12 +12,18 @@ import (
 	"time"
 
 	"mimecast-ure/internal/mimecasttest"
+	"mimecast-ure/internal/oktatest"
 	"mimecast-ure/mimecast"
 	"mimecast-ure/plugin"
 )
 
-// demoConfiguration is the configuration demo creates against its emulator.
-func demoConfiguration(emulatorURL string) plugin.Configuration {
+// demoOktaClient is the service app the demo registers with its Okta emulator.
+const demoOktaClient = "0oademoclient0000001"
+
+// demoConfiguration is the configuration demo creates against its
+// emulators: grades, security events with event scoring, and
+// evidence-based controls into two Okta groups and one Mimecast group.
+func demoConfiguration(emulatorURL, domain, oktaURL, oktaKey string) plugin.Configuration {
 	return plugin.Configuration{
 		Name:         "demo",
 		SyncInterval: plugin.Duration(15 * time.Minute),
@@ -30,7 +36,36 @@ func demoConfiguration(emulatorURL string) plugin.Configuration {
 			SecretKey: mimecasttest.DefaultSecretKey,
 		},
 		Events: &plugin.EventSettings{Enabled: true, Scoring: true},
+		Controls: &plugin.ControlSettings{
+			Enabled:         true,
+			InternalDomains: []string{domain},
+			Okta:            &plugin.OktaSettings{BaseURL: oktaURL, ClientID: demoOktaClient, PrivateKey: oktaKey},
+			Targets: map[string]plugin.ControlTarget{
+				"malicious_file_sent":      {OktaGroup: "Risky senders"},
+				"malicious_url_sent":       {OktaGroup: "Risky senders"},
+				"content_examination_sent": {MimecastGroup: "DLP watch"},
+			},
+		},
 	}
+}
+
+// startDemoOkta serves an Okta emulator with the demo's service app and
+// target group on a loopback port, and returns its URL and the app's key.
+func startDemoOkta() (url, privateKey string, stop func(), err error) {
+	key, err := oktatest.GenerateRSAKey()
+	if err != nil {
+		return "", "", nil, fmt.Errorf("okta emulator key: %w", err)
+	}
+	em := oktatest.New(oktatest.Options{AutoUsers: true})
+	em.RegisterClient(demoOktaClient, key.Public())
+	em.AddGroup(oktatest.Group{Name: "Risky senders"})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", "", nil, fmt.Errorf("okta emulator listen: %w", err)
+	}
+	srv := &http.Server{Handler: em, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), oktatest.PKCS1PEM(key), func() { _ = srv.Close() }, nil
 }
 
 // runDemo is `mimecast-ure demo`: the emulator in-process, the server on
@@ -69,6 +104,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	go func() { _ = esrv.Serve(eln) }()
 	defer esrv.Close()
 	emuURL := "http://" + eln.Addr().String()
+	emu.CreateGroup("DLP watch")
+	oktaURL, oktaKey, stopOkta, err := startDemoOkta()
+	if err != nil {
+		return err
+	}
+	defer stopOkta()
 
 	// The demo's admin token is printed even when set through the
 	// environment, so the curl lines work as shown.
@@ -80,7 +121,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if token == "" {
 		token = getenv("URE_ADMIN_TOKEN")
 	}
-	if err := ensureDemoConfiguration(ctx, a.service, emuURL); err != nil {
+	if err := ensureDemoConfiguration(ctx, a.service, demoConfiguration(emuURL, emu.Domain(), oktaURL, oktaKey)); err != nil {
 		_ = a.service.Close()
 		_ = a.store.Close()
 		return err
@@ -91,7 +132,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprintf(stdout, `
 mimecast-ure demo is running.
   server:    %[1]s
-  emulator:  %[2]s (%[3]d synthetic users, seed %[4]d)
+  emulator:  %[2]s (%[3]d synthetic users, seed %[4]d); Okta emulator: %[7]s
   admin token (shown once): %[5]s
 
 Try:
@@ -102,14 +143,13 @@ Try:
     -d '{"records":[{"uid":"%[6]s"}],"action":{"label":"Add to Group","value":"add","parameters":{"group":"create","name":"Risky users"}}}'
 
 Stop with Ctrl-C.
-`, a.URL, emuURL, *users, *seed, token, demoUser(emu))
+`, a.URL, emuURL, *users, *seed, token, demoUser(emu), oktaURL)
 	return a.Serve(ctx)
 }
 
 // ensureDemoConfiguration creates the demo configuration, or points an
 // existing one (a reused --data) at this run's emulator.
-func ensureDemoConfiguration(ctx context.Context, svc *plugin.Service, emuURL string) error {
-	c := demoConfiguration(emuURL)
+func ensureDemoConfiguration(ctx context.Context, svc *plugin.Service, c plugin.Configuration) error {
 	_, err := svc.CreateConfiguration(ctx, "demo", c)
 	if plugin.ErrorCode(err) == plugin.ECONFLICT {
 		_, err = svc.UpdateConfiguration(ctx, "demo", c.Name, c)

@@ -472,7 +472,7 @@ func TestEndToEndEventsAndControls(t *testing.T) {
 	}
 	// A private key that does not parse is refused at creation.
 	cfg["controls"] = map[string]any{"enabled": true, "internal_domains": []string{"example.com"},
-		"okta": map[string]any{"base_url": okt.URL, "client_id": "0oa-e2e-client", "private_key": "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----"},
+		"okta":    map[string]any{"base_url": okt.URL, "client_id": "0oa-e2e-client", "private_key": "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----"},
 		"targets": map[string]any{"malicious_file_sent": map[string]string{"okta_group": "Risky senders"}}}
 	if raw := e.want("POST", "/api/v1/configurations", admin, cfg, 400, nil); !strings.Contains(string(raw), "private_key") {
 		t.Errorf("bad Okta key: %s", raw)
