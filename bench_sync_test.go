@@ -1,0 +1,456 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"mimecast-ure/internal/mimecasttest"
+	"mimecast-ure/mimecast"
+	"mimecast-ure/plugin"
+)
+
+// The benchmarks in this file measure the server alone: the Mimecast
+// emulator runs in a child process (this test binary re-executed as
+// TestHelperEmulatorProcess), so its tenant (~80 MiB for 100,000 users)
+// is not in the heap being measured.
+
+// envHelperEmulator makes TestHelperEmulatorProcess serve the emulator.
+const envHelperEmulator = "URE_BENCH_HELPER_EMULATOR"
+
+// TestHelperEmulatorProcess is not a test: the sync benchmarks run this
+// binary again with envHelperEmulator=1 and the emulator's flags after
+// "--", and this function then serves `mimecast-ure emulator` until killed.
+// In a normal test run (variable unset) it returns at once.
+func TestHelperEmulatorProcess(t *testing.T) {
+	if os.Getenv(envHelperEmulator) != "1" {
+		return
+	}
+	// No URE_* from the environment: the flags given are the whole setup.
+	err := runEmulator(context.Background(), flag.Args(), func(string) string { return "" }, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// childEmulator is the emulator running in a child process.
+type childEmulator struct {
+	URL string
+	cmd *exec.Cmd
+}
+
+// startChildEmulator starts the emulator in a child process with args
+// (emulator flags; --addr 127.0.0.1:0 is added) and stops it at cleanup.
+func startChildEmulator(b *testing.B, args ...string) *childEmulator {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHelperEmulatorProcess$", "--", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), envHelperEmulator+"=1")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start emulator process: %v", err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sent := false
+		for sc.Scan() {
+			if _, u, ok := strings.Cut(sc.Text(), "listening on "); ok && !sent {
+				urls <- strings.TrimSpace(u)
+				sent = true
+			}
+		}
+		if !sent {
+			close(urls)
+		}
+	}()
+	select {
+	case u, ok := <-urls:
+		if !ok {
+			b.Fatal("emulator process exited before listening")
+		}
+		return &childEmulator{URL: u, cmd: cmd}
+	case <-time.After(2 * time.Minute):
+		b.Fatal("emulator process did not start within 2 minutes")
+	}
+	return nil
+}
+
+// Stats returns the child's call counters (GET /_emulator/stats).
+func (c *childEmulator) Stats(b *testing.B) map[string]int {
+	b.Helper()
+	res, err := http.Get(c.URL + mimecasttest.PathStats)
+	if err != nil {
+		b.Fatalf("emulator stats: %v", err)
+	}
+	defer res.Body.Close()
+	var m map[string]int
+	if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
+		b.Fatalf("emulator stats: %v", err)
+	}
+	return m
+}
+
+// ResetStats zeroes the child's counters.
+func (c *childEmulator) ResetStats(b *testing.B) {
+	b.Helper()
+	res, err := http.Post(c.URL+mimecasttest.PathStatsReset, "application/json", nil)
+	if err != nil {
+		b.Fatalf("emulator stats reset: %v", err)
+	}
+	res.Body.Close()
+}
+
+// RSSPeakKiB is the child's VmHWM.
+func (c *childEmulator) RSSPeakKiB() int64 { return procStatusKiB(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid), "VmHWM") }
+
+// benchServer is the real server stack (startApp) with a fresh data
+// directory and no logging.
+type benchServer struct {
+	b   *testing.B
+	url string
+}
+
+func startBenchServer(b *testing.B) *benchServer {
+	b.Helper()
+	env := map[string]string{"URE_ADMIN_TOKEN": testAdminToken, "URE_MASTER_KEY": testMasterKey}
+	cfg := serverConfig{Addr: "127.0.0.1:0", Data: b.TempDir(), ShutdownWait: 30 * time.Second,
+		MaxBodyBytes: 10 << 20, AuthFailLimit: 1000, AuthFailWindow: time.Minute, LogLevel: "error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := startApp(ctx, cfg, func(k string) string { return env[k] }, zerolog.Nop(), mimecast.Options{})
+	if err != nil {
+		cancel()
+		b.Fatalf("startApp: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("Serve: %v", err)
+		}
+	})
+	return &benchServer{b: b, url: a.URL}
+}
+
+// do sends a request as admin and decodes a 2xx answer into out; any
+// other status fails the benchmark.
+func (s *benchServer) do(method, path string, body any, want int, out any) {
+	s.b.Helper()
+	var rd io.Reader
+	if body != nil {
+		j, err := json.Marshal(body)
+		if err != nil {
+			s.b.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.url+path, rd)
+	if err != nil {
+		s.b.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.b.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != want {
+		raw, _ := io.ReadAll(res.Body)
+		s.b.Fatalf("%s %s: status %d, want %d: %.500s", method, path, res.StatusCode, want, raw)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, res.Body)
+		return
+	}
+	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+		s.b.Fatalf("%s %s: decode: %v", method, path, err)
+	}
+}
+
+// benchConfig is a configuration of the child emulator's tenant.
+func benchConfig(name, emuURL string, events map[string]any) map[string]any {
+	c := map[string]any{
+		"name": name, "sync_interval": "24h",
+		"mimecast": map[string]any{
+			"base_url": emuURL, "auth": "legacy", "page_size": 500,
+			"app_id": mimecasttest.DefaultAppID, "app_key": mimecasttest.DefaultAppKey,
+			"access_key": mimecasttest.DefaultAccessKey, "secret_key": mimecasttest.DefaultSecretKey,
+		},
+	}
+	if events != nil {
+		c["events"] = events
+	}
+	return c
+}
+
+// memSampler samples this process's Go heap every few milliseconds.
+type memSampler struct {
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	samples []metrics.Sample
+
+	startObjects, peakObjects uint64 // heap objects (≈ HeapAlloc)
+	peakInuse                 uint64 // objects + unused spans (≈ HeapInuse)
+	startAllocs, endAllocs    uint64 // cumulative bytes allocated
+	startRSSKiB               int64
+	rssReset                  bool
+}
+
+const (
+	mHeapObjects = "/memory/classes/heap/objects:bytes"
+	mHeapUnused  = "/memory/classes/heap/unused:bytes"
+	mAllocBytes  = "/gc/heap/allocs:bytes"
+)
+
+// startMemSampler collects garbage, resets the peak RSS (when the kernel
+// lets us) and starts sampling.
+func startMemSampler() *memSampler {
+	runtime.GC()
+	runtime.GC()
+	m := &memSampler{stop: make(chan struct{}), done: make(chan struct{}),
+		samples: []metrics.Sample{{Name: mHeapObjects}, {Name: mHeapUnused}, {Name: mAllocBytes}}}
+	// Writing 5 to clear_refs resets VmHWM to the current RSS (Linux 4.0+).
+	m.rssReset = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+	m.startRSSKiB = procStatusKiB("/proc/self/status", "VmRSS")
+	metrics.Read(m.samples)
+	m.startObjects = m.samples[0].Value.Uint64()
+	m.startAllocs = m.samples[2].Value.Uint64()
+	m.peakObjects = m.startObjects
+	m.peakInuse = m.startObjects + m.samples[1].Value.Uint64()
+	go m.run()
+	return m
+}
+
+func (m *memSampler) run() {
+	defer close(m.done)
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		m.sample()
+	}
+}
+
+func (m *memSampler) sample() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	metrics.Read(m.samples)
+	obj, unused := m.samples[0].Value.Uint64(), m.samples[1].Value.Uint64()
+	m.peakObjects = max(m.peakObjects, obj)
+	m.peakInuse = max(m.peakInuse, obj+unused)
+	m.endAllocs = m.samples[2].Value.Uint64()
+}
+
+// Stop ends sampling (one last sample included).
+func (m *memSampler) Stop() {
+	close(m.stop)
+	<-m.done
+	m.sample()
+}
+
+// report adds the sampler's numbers to b with the given metric prefix.
+func (m *memSampler) report(b *testing.B, prefix string) {
+	const mib = 1 << 20
+	b.ReportMetric(float64(m.peakInuse)/mib, prefix+"heap-inuse-peak-MiB")
+	b.ReportMetric(float64(m.peakObjects-m.startObjects)/mib, prefix+"heap-alloc-peak-delta-MiB")
+	b.ReportMetric(float64(m.endAllocs-m.startAllocs)/mib, prefix+"allocated-MiB")
+	hwm := procStatusKiB("/proc/self/status", "VmHWM")
+	if m.rssReset && hwm > 0 {
+		b.ReportMetric(float64(hwm-m.startRSSKiB)/1024, prefix+"rss-peak-delta-MiB")
+	} else if hwm > 0 {
+		// Could not reset the high-water mark: it covers the whole process life.
+		b.ReportMetric(float64(hwm)/1024, prefix+"rss-peak-process-MiB")
+	}
+}
+
+// procStatusKiB reads one "Name:   1234 kB" line of a /proc status file
+// (0 when unreadable).
+func procStatusKiB(path, field string) int64 {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// BenchmarkFullSync100k is the developers' target: a full sync of 100,000
+// users in about ⌈100,000 ÷ 500⌉ = 200 Mimecast round trips with peak
+// memory under 100 MiB. The emulator runs in a child process; one op =
+// create a configuration (its first grade pull starts at once), wait until
+// GET /sync says ok, then fetch-records (all 100,000 records). It reports
+// the sync's wall time, Mimecast calls, this process's peak heap during
+// the sync and during fetch-records, and the peak RSS growth.
+func BenchmarkFullSync100k(b *testing.B) {
+	const users = 100000
+	emu := startChildEmulator(b, "--users", strconv.Itoa(users), "--seed", "5", "--logs", "1")
+	srv := startBenchServer(b)
+	var syncWall, fetchWall time.Duration
+	var calls int
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		name := fmt.Sprintf("sync%d", i)
+		emu.ResetStats(b)
+		b.StartTimer()
+		m := startMemSampler()
+		t0 := time.Now()
+		srv.do("POST", "/api/v1/configurations", benchConfig(name, emu.URL, nil), 201, nil)
+		st := waitSync(b, srv, name)
+		syncWall += time.Since(t0)
+		m.Stop()
+		if st.State != "ok" || st.Users != users {
+			b.Fatalf("sync status %+v, want ok with %d users", st, users)
+		}
+		calls += emu.Stats(b)["total"]
+		if i == b.N-1 {
+			m.report(b, "sync-")
+			b.ReportMetric(float64(st.Pages), "pages")
+		}
+
+		m = startMemSampler()
+		t1 := time.Now()
+		var recs struct {
+			Records []json.RawMessage `json:"records"`
+		}
+		srv.do("POST", "/api/v1/configurations/"+name+"/fetch-records", nil, 200, &recs)
+		fetchWall += time.Since(t1)
+		m.Stop()
+		if len(recs.Records) != users {
+			b.Fatalf("fetch-records: %d records, want %d", len(recs.Records), users)
+		}
+		if i == b.N-1 {
+			m.report(b, "fetch-")
+		}
+		b.StopTimer()
+		srv.do("DELETE", "/api/v1/configurations/"+name, nil, 204, nil)
+		b.StartTimer()
+	}
+	b.ReportMetric(syncWall.Seconds()/float64(b.N), "sync-s/op")
+	b.ReportMetric(fetchWall.Seconds()/float64(b.N), "fetch-records-s/op")
+	b.ReportMetric(float64(calls)/float64(b.N), "mimecast-calls/op")
+	b.ReportMetric(float64(emu.RSSPeakKiB())/1024, "emulator-rss-MiB")
+}
+
+// waitSync polls GET /sync until the configuration's sync has finished.
+func waitSync(b *testing.B, srv *benchServer, name string) plugin.SyncStatus {
+	b.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		var st plugin.SyncStatus
+		srv.do("GET", "/api/v1/configurations/"+name+"/sync", nil, 200, &st)
+		if st.State == plugin.SyncOK || st.State == plugin.SyncFailed {
+			return st
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatalf("sync of %s did not finish in 10 minutes", name)
+	return plugin.SyncStatus{}
+}
+
+// BenchmarkEventPull1M pulls 1,000,000 security log records (250,000 per
+// log, spread over the 7-day lookback) through the real server: one op =
+// create a configuration with events on (its first pull starts at once)
+// and wait until every log's checkpoint has reached the newest record. It
+// reports records/s, Mimecast calls and this process's peak heap.
+func BenchmarkEventPull1M(b *testing.B) {
+	const perKind = 250000
+	emu := startChildEmulator(b, "--users", "2000", "--seed", "9", "--logs", strconv.Itoa(perKind), "--log-window", "144h")
+	srv := startBenchServer(b)
+	var wall time.Duration
+	var calls, records int
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		name := fmt.Sprintf("events%d", i)
+		emu.ResetStats(b)
+		b.StartTimer()
+		m := startMemSampler()
+		t0 := time.Now()
+		events := map[string]any{"enabled": true, "interval": "24h", "lookback_days": 7, "scoring": true}
+		srv.do("POST", "/api/v1/configurations", benchConfig(name, emu.URL, events), 201, nil)
+		n := waitEvents(b, srv, name, t0)
+		wall += time.Since(t0)
+		m.Stop()
+		records += n
+		calls += emu.Stats(b)["total"]
+		if i == b.N-1 {
+			m.report(b, "")
+		}
+		b.StopTimer()
+		srv.do("DELETE", "/api/v1/configurations/"+name, nil, 204, nil)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(records)/wall.Seconds(), "records/s")
+	b.ReportMetric(float64(records)/float64(b.N), "records/op")
+	b.ReportMetric(float64(calls)/float64(b.N), "mimecast-calls/op")
+}
+
+// waitEvents polls GET events/pull until each of the four logs has read
+// up to the newest record (within a minute of start) without error and
+// the counts stopped moving; it returns the records read.
+func waitEvents(b *testing.B, srv *benchServer, name string, start time.Time) int {
+	b.Helper()
+	deadline := time.Now().Add(15 * time.Minute)
+	last := -1
+	for time.Now().Before(deadline) {
+		var st struct {
+			Logs []plugin.Checkpoint `json:"logs"`
+		}
+		srv.do("GET", "/api/v1/configurations/"+name+"/events/pull", nil, 200, &st)
+		total, done := 0, len(st.Logs) == len(plugin.LogKinds)
+		for _, cp := range st.Logs {
+			if cp.Error != "" {
+				b.Fatalf("%s log: %s", cp.Log, cp.Error)
+			}
+			total += cp.Records
+			if cp.Through.Before(start.Add(-time.Minute)) {
+				done = false
+			}
+		}
+		if done && total == last {
+			return total
+		}
+		last = total
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatalf("event pull of %s did not finish in 15 minutes", name)
+	return 0
+}
