@@ -127,7 +127,9 @@ func (c *childEmulator) ResetStats(b *testing.B) {
 }
 
 // RSSPeakKiB is the child's VmHWM.
-func (c *childEmulator) RSSPeakKiB() int64 { return procStatusKiB(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid), "VmHWM") }
+func (c *childEmulator) RSSPeakKiB() int64 {
+	return procStatusKiB(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid), "VmHWM")
+}
 
 // benchServer is the real server stack (startApp) with a fresh data
 // directory and no logging.
