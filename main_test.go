@@ -230,6 +230,13 @@ func TestEndToEnd(t *testing.T) {
 	e.want("GET", base+"/acme", admin, nil, 200, &got)
 	got["sync_interval"] = "30m"
 	e.want("PUT", base+"/acme", admin, got, 200, nil)
+	// Pointing the stored credentials at another host needs them sent again.
+	moved := map[string]any{}
+	json.Unmarshal(mustJSON(t, got), &moved)
+	moved["mimecast"].(map[string]any)["base_url"] = "https://attacker.example"
+	if raw := e.want("PUT", base+"/acme", admin, moved, 400, nil); !strings.Contains(string(raw), "mimecast.") {
+		t.Errorf("moved base_url with masked secrets: %s", raw)
+	}
 	var v struct {
 		Success bool
 		Message string

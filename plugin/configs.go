@@ -92,6 +92,10 @@ func (s *Service) UpdateConfiguration(ctx context.Context, actor, name string, c
 		return Configuration{}, err
 	}
 	c.Name = name
+	if err := c.CheckKeptSecrets(stored.WithDefaults()); err != nil {
+		s.auditConfig(ctx, actor, AuditConfigUpdate, name, err, nil)
+		return Configuration{}, err
+	}
 	c = c.KeepMasked(stored)
 	c, err = s.prepare(c)
 	var detail map[string]string

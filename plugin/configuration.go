@@ -474,3 +474,49 @@ func (c Configuration) Secrets() []string {
 // SecretPointers exposes the secret fields for the store's sealing. The
 // order is stable for a given shape of configuration.
 func (c *Configuration) SecretPointers() []*string { return c.secretFields() }
+
+// CheckKeptSecrets refuses a PUT that keeps a stored secret (sends Masked)
+// while changing where that secret goes: the Mimecast base URL or auth
+// mode, the Okta org or client, a webhook's URL. Without this, anyone who
+// may edit a configuration could point it at their own host and collect
+// the tenant's credentials on the next call. The error names the secret
+// field that must be sent again.
+func (c Configuration) CheckKeptSecrets(stored Configuration) error {
+	sm, cm := stored.Mimecast, c.Mimecast
+	moved := !sameURL(sm.BaseURL, cm.BaseURL) || (cm.Auth != "" && sm.Auth != "" && cm.Auth != sm.Auth)
+	for _, f := range []struct {
+		field string
+		v     string
+	}{
+		{"mimecast.app_key", cm.AppKey}, {"mimecast.access_key", cm.AccessKey},
+		{"mimecast.secret_key", cm.SecretKey}, {"mimecast.client_secret", cm.ClientSecret},
+	} {
+		if moved && f.v == Masked {
+			return FieldError(f.field, "the Mimecast base URL or auth mode changed: send the secret again instead of %q", Masked)
+		}
+	}
+	if c.Controls != nil && c.Controls.Okta != nil && c.Controls.Okta.PrivateKey == Masked {
+		var so *OktaSettings
+		if stored.Controls != nil {
+			so = stored.Controls.Okta
+		}
+		if so == nil || !sameURL(so.BaseURL, c.Controls.Okta.BaseURL) || so.ClientID != c.Controls.Okta.ClientID {
+			return FieldError("controls.okta.private_key", "the Okta org or client changed: send the private key again instead of %q", Masked)
+		}
+	}
+	if c.Events != nil && c.Events.NudgeWebhook != nil && c.Events.NudgeWebhook.Secret == Masked {
+		if stored.Events == nil || stored.Events.NudgeWebhook == nil || !sameURL(stored.Events.NudgeWebhook.URL, c.Events.NudgeWebhook.URL) {
+			return FieldError("events.nudge_webhook.secret", "the webhook URL changed: send the secret again instead of %q", Masked)
+		}
+	}
+	if c.Controls != nil && c.Controls.NotifyWebhook != nil && c.Controls.NotifyWebhook.Secret == Masked {
+		if stored.Controls == nil || stored.Controls.NotifyWebhook == nil || !sameURL(stored.Controls.NotifyWebhook.URL, c.Controls.NotifyWebhook.URL) {
+			return FieldError("controls.notify_webhook.secret", "the webhook URL changed: send the secret again instead of %q", Masked)
+		}
+	}
+	return nil
+}
+
+func sameURL(a, b string) bool {
+	return strings.EqualFold(strings.TrimRight(strings.TrimSpace(a), "/"), strings.TrimRight(strings.TrimSpace(b), "/"))
+}

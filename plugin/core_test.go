@@ -478,8 +478,14 @@ func TestUpdateToAnotherTenantPullsAgain(t *testing.T) {
 	other := mimecasttest.New(mimecasttest.Options{Users: 3, Seed: 9, Domain: "other.example"})
 	srv := httptest.NewServer(other)
 	t.Cleanup(srv.Close)
-	c := e.cfg
+	c := e.cfg.Redacted()
 	c.Mimecast.BaseURL = srv.URL
+	// Keeping the stored secrets while moving the base URL would hand them
+	// to the new host: refused, naming the field.
+	if _, err := svc.UpdateConfiguration(ctx, "admin", "acme", c); plugin.ErrorCode(err) != plugin.EINVALID || !strings.Contains(err.Error(), "mimecast.") {
+		t.Fatalf("moving the base URL with masked secrets: %v, want invalid", err)
+	}
+	c.Mimecast.AppKey, c.Mimecast.AccessKey, c.Mimecast.SecretKey = mimecasttest.DefaultAppKey, mimecasttest.DefaultAccessKey, mimecasttest.DefaultSecretKey
 	if _, err := svc.UpdateConfiguration(ctx, "admin", "acme", c); err != nil {
 		t.Fatal(err)
 	}
