@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -329,10 +330,23 @@ func (c Configuration) Validate() error {
 	return nil
 }
 
+// validURL accepts the URLs credentials and signed payloads may be sent
+// to: https anywhere, plain http only to a loopback host (the emulators,
+// a local proxy), never a link-local address (cloud metadata services
+// live there), never one with user info or a fragment.
 func validURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("must be an http(s) URL such as https://us-api.mimecast.com")
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return fmt.Errorf("must be an https URL such as https://us-api.mimecast.com")
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	loopback := strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback())
+	if u.Scheme == "http" && !loopback {
+		return fmt.Errorf("must use https (plain http is allowed only to a loopback host)")
+	}
+	if ip != nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast()) {
+		return fmt.Errorf("must not point at a link-local, multicast or unspecified address")
 	}
 	return nil
 }
