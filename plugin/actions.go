@@ -248,7 +248,9 @@ func (s *Service) ExecuteAction(ctx context.Context, actor, name, idempotencyKey
 	if len(idempotencyKey) > MaxIdempotencyKeyLength || strings.ContainsFunc(idempotencyKey, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return nil, FieldError("Idempotency-Key", "must be at most %d printable characters", MaxIdempotencyKeyLength)
 	}
-	key := name + "/" + idempotencyKey
+	// Keys are scoped to the configuration and the caller: another token
+	// reusing a key neither sees this caller's answer nor blocks it.
+	key := name + "\x00" + actor + "\x00" + idempotencyKey
 	unlock := s.host.lockKey("idem\x00" + key)
 	defer unlock()
 	hash := requestHash(a, uids)

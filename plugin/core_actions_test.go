@@ -328,4 +328,12 @@ func TestExecuteIdempotency(t *testing.T) {
 	if _, err := e.svc.ExecuteAction(ctx, "op", "other", "key-1", users[:3], a); err != nil {
 		t.Errorf("same key on another configuration: %v", err)
 	}
+	// And to the caller: another token's key-1 is its own, and acts.
+	e.emu.ResetStats()
+	if _, err := e.svc.ExecuteAction(ctx, "op2", "acme", "key-1", users[:3], a); err != nil {
+		t.Errorf("same key from another caller: %v", err)
+	}
+	if got := e.emu.Calls(mimecasttest.PathAddGroupMember); got != 1 {
+		t.Errorf("another caller's key-1 made %d add calls, want 1", got)
+	}
 }
