@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -37,6 +38,53 @@ type app struct {
 	URL string
 	// AdminToken is the bootstrap admin token when this start created it.
 	AdminToken string
+
+	inflight       *inflight
+	cancelHandlers context.CancelFunc
+}
+
+// inflight counts the requests being served so shutdown can wait for them.
+type inflight struct {
+	h    http.Handler
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0 while someone waits
+}
+
+func (f *inflight) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.n++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.n--
+		if f.n == 0 && f.idle != nil {
+			close(f.idle)
+			f.idle = nil
+		}
+		f.mu.Unlock()
+	}()
+	f.h.ServeHTTP(w, r)
+}
+
+// wait returns true once no request is being served, false if ctx ends first.
+func (f *inflight) wait(ctx context.Context) bool {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return true
+	}
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	ch := f.idle
+	f.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // newLogger builds the process logger writing to w.
@@ -116,8 +164,15 @@ func startApp(ctx context.Context, cfg serverConfig, getenv func(string) string,
 	if err != nil {
 		return fail(fmt.Errorf("build API: %w", err))
 	}
+	// Handlers run on a context that shutdown cancels once its grace period
+	// is over, and are counted so the store closes only after the last one
+	// has finished (its audit entries written).
+	baseCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancelHandlers = cancelHandlers
+	a.inflight = &inflight{h: h}
 	a.http = &http.Server{
-		Handler:           h,
+		Handler:           a.inflight,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      10 * time.Minute,
@@ -163,8 +218,14 @@ func (a *app) Serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownWait)
 	defer cancel()
 	if err := a.http.Shutdown(sctx); err != nil {
-		a.log.Warn().Err(err).Msg("HTTP shutdown")
+		a.log.Warn().Err(err).Msg("HTTP shutdown: grace period over, cancelling requests in flight")
 	}
+	a.cancelHandlers()
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if !a.inflight.wait(wctx) {
+		a.log.Error().Msg("requests still running after shutdown; closing the store anyway")
+	}
+	wcancel()
 	if err := a.service.Close(); err != nil {
 		a.log.Warn().Err(err).Msg("plugin host close")
 	}
