@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"mimecast-ure/plugin"
@@ -50,10 +51,12 @@ var timeFields = map[plugin.LogKind][]string{
 var ruleIDRE = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 
 // Detector classifies records with one configuration's effective rules.
-// It is immutable after New and safe for concurrent use.
+// Its rules are immutable after New and it is safe for concurrent use; the
+// only thing that changes is the count of matches dropped for want of a
+// user address (Unattributed).
 type Detector struct {
 	rules  []plugin.Rule
-	byKind map[plugin.LogKind][]compiled
+	byKind map[plugin.LogKind][]*compiled
 }
 
 var _ plugin.Detector = (*Detector)(nil)
@@ -65,6 +68,9 @@ type compiled struct {
 	// extra are the condition fields not already in the log's evidence
 	// list (custom rules), copied into evidence when they are not content.
 	extra []string
+	// unattributed counts records that met the conditions but had no
+	// usable address in the rule's user field.
+	unattributed atomic.Int64
 }
 
 // New builds a Detector from a configuration's events section (nil means
@@ -137,12 +143,12 @@ func build(events *plugin.EventSettings, controls bool) (*Detector, error) {
 			}
 		}
 	}
-	d := &Detector{rules: rules, byKind: make(map[plugin.LogKind][]compiled, 4)}
+	d := &Detector{rules: rules, byKind: make(map[plugin.LogKind][]*compiled, 4)}
 	for _, r := range rules {
 		if !r.Enabled {
 			continue
 		}
-		c := compiled{rule: r, conds: r.Conditions}
+		c := &compiled{rule: r, conds: r.Conditions}
 		for _, cond := range r.Conditions {
 			if !contains(evidenceFields[r.Log], cond.Field) && !contentFields[cond.Field] && !contains(c.extra, cond.Field) {
 				c.extra = append(c.extra, cond.Field)
@@ -207,9 +213,7 @@ func validateCustom(i int, r plugin.Rule, known map[string]bool) (plugin.Rule, e
 		r.Title = r.ID
 	}
 	r.DedupFields = append([]string(nil), r.DedupFields...)
-	// A custom rule is on unless an override turns it off: `enabled`
-	// omitted from JSON cannot be told from false.
-	r.Enabled = true
+	// r.Enabled stands as given: "enabled": false means off (see New).
 	return r, nil
 }
 
@@ -231,23 +235,25 @@ func (d *Detector) Rule(id string) (plugin.Rule, bool) {
 	return plugin.Rule{}, false
 }
 
-// Detect returns one event per enabled rule of kind that rec meets. A
-// record whose time cannot be read, or that meets a rule but has no usable
-// address in the rule's user field, is an error: the caller sets it aside.
+// Detect returns one event per enabled rule of kind that rec meets. Only a
+// record that cannot be read at all (no readable time) is an error: the
+// caller sets it aside. A rule whose user field holds no address (empty,
+// or "<>", the null sender of a DLP bounce) does not match that record; it
+// is counted (Unattributed) and the other rules' events are kept.
 func (d *Detector) Detect(kind plugin.LogKind, rec plugin.LogRecord) ([]plugin.RiskEvent, error) {
 	at, err := RecordTime(kind, rec)
 	if err != nil {
 		return nil, err
 	}
 	var out []plugin.RiskEvent
-	for i := range d.byKind[kind] {
-		c := &d.byKind[kind][i]
+	for _, c := range d.byKind[kind] {
 		if !c.matches(rec) {
 			continue
 		}
 		user := plugin.NormalizeEmail(str(rec, c.rule.UserField))
-		if user == "" || !strings.Contains(user, "@") {
-			return nil, fmt.Errorf("rule %s: no user address in %s", c.rule.ID, c.rule.UserField)
+		if !isAddress(user) {
+			c.unattributed.Add(1)
+			continue
 		}
 		ev := plugin.RiskEvent{
 			Rule:      c.rule.ID,
@@ -263,6 +269,31 @@ func (d *Detector) Detect(kind plugin.LogKind, rec plugin.LogRecord) ([]plugin.R
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// Unattributed returns, per rule id, how many records since New met the
+// rule's conditions but had no address in its user field (so made no
+// event). Rules with none are left out; nil when there are none at all.
+func (d *Detector) Unattributed() map[string]int {
+	var out map[string]int
+	for _, cs := range d.byKind {
+		for _, c := range cs {
+			if n := c.unattributed.Load(); n > 0 {
+				if out == nil {
+					out = map[string]int{}
+				}
+				out[c.rule.ID] = int(n)
+			}
+		}
+	}
+	return out
+}
+
+// isAddress reports whether a normalized user field names a mailbox:
+// something before and after a single "@" ("<>" normalizes to "").
+func isAddress(s string) bool {
+	i := strings.IndexByte(s, '@')
+	return i > 0 && i < len(s)-1 && strings.IndexByte(s[i+1:], '@') < 0
 }
 
 // RecordTime reads a record's time (`date` for URL and attachment logs,

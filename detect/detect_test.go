@@ -303,9 +303,7 @@ func TestUnreadableRecords(t *testing.T) {
 		{"no time", plugin.LogDLP, with(dlpBase, "eventTime", nil), "no record time"},
 		{"bad time", plugin.LogURL, with(urlClick("Malware", "block"), "date", "yesterday"), "unreadable time"},
 		{"time not a string", plugin.LogAttachment, with(attachmentBase, "date", float64(1700000000)), "unreadable time"},
-		{"bounce sender", plugin.LogDLP, with(dlpBase, "senderAddress", "<>"), "no user address in senderAddress"},
-		{"no user", plugin.LogURL, with(urlClick("Malware", "block"), "userEmailAddress", nil), "no user address in userEmailAddress"},
-		{"not an address", plugin.LogImpersonation, with(impersonationBase, "recipientAddress", "N/A"), "no user address"},
+		{"bad time and no user", plugin.LogDLP, with(dlpBase, "eventTime", "soon", "senderAddress", "<>"), "unreadable time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -315,9 +313,76 @@ func TestUnreadableRecords(t *testing.T) {
 			}
 		})
 	}
-	// A bounce that meets no rule is not an error.
-	if _, err := d.Detect(plugin.LogDLP, with(dlpBase, "senderAddress", "<>", "route", "inbound", "action", "notification")); err != nil {
-		t.Errorf("bounce meeting no rule: %v", err)
+}
+
+// A rule whose user field holds no address does not match; the record is
+// not an error and the other rules' events are kept.
+func TestNoUserAddress(t *testing.T) {
+	tests := []struct {
+		name      string
+		kind      plugin.LogKind
+		rec       plugin.LogRecord
+		wantRules []string
+		wantSkip  map[string]int
+	}{
+		// A DLP bounce: Mimecast documents senderAddress "<>". Both DLP
+		// rules (with controls) name the sender.
+		{"dlp bounce", plugin.LogDLP, with(dlpBase, "senderAddress", "<>"), []string{},
+			map[string]int{"sensitive_data_exposure": 1, "content_examination_sent": 1}},
+		{"dlp empty sender", plugin.LogDLP, with(dlpBase, "senderAddress", "  "), []string{},
+			map[string]int{"sensitive_data_exposure": 1, "content_examination_sent": 1}},
+		{"no user field", plugin.LogURL, with(urlClick("Malware", "block"), "userEmailAddress", nil), []string{},
+			map[string]int{"clicked_malware": 1}},
+		{"not an address", plugin.LogImpersonation, with(impersonationBase, "recipientAddress", "N/A"), []string{},
+			map[string]int{"impersonation_received": 1}},
+		{"at sign alone", plugin.LogImpersonation, with(impersonationBase, "recipientAddress", "@"), []string{},
+			map[string]int{"impersonation_received": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := detect.New(nil, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := d.Detect(tt.kind, tt.rec)
+			if err != nil {
+				t.Fatalf("got error %v, want none", err)
+			}
+			if got := rulesOf(evs); strings.Join(got, ",") != strings.Join(tt.wantRules, ",") {
+				t.Errorf("got rules %v, want %v", got, tt.wantRules)
+			}
+			got := d.(*detect.Detector).Unattributed()
+			if len(got) != len(tt.wantSkip) {
+				t.Errorf("got unattributed %v, want %v", got, tt.wantSkip)
+			}
+			for id, n := range tt.wantSkip {
+				if got[id] != n {
+					t.Errorf("got unattributed %v, want %v", got, tt.wantSkip)
+				}
+			}
+		})
+	}
+	// No two default rules with different user fields meet one record; a
+	// custom rule naming a field the record lacks must not discard the
+	// event a default rule found in the same record.
+	d := mustNew(t, &plugin.EventSettings{CustomRules: []plugin.Rule{{
+		ID: "dlp_by_manager", Log: plugin.LogDLP, UserField: "managerAddress", Weight: 5, Enabled: true,
+		Conditions: []plugin.Condition{{Field: "policy", Values: []string{"confidential"}}},
+	}}}, false)
+	evs, err := d.Detect(plugin.LogDLP, dlpBase)
+	if err != nil || strings.Join(rulesOf(evs), ",") != "sensitive_data_exposure" {
+		t.Errorf("got %v, %v; want the sensitive_data_exposure event kept", rulesOf(evs), err)
+	}
+	if got := d.(*detect.Detector).Unattributed(); got["dlp_by_manager"] != 1 || len(got) != 1 {
+		t.Errorf("got unattributed %v", got)
+	}
+	// A bounce that meets no rule is not counted.
+	d = mustNew(t, nil, false)
+	if evs, err := d.Detect(plugin.LogDLP, with(dlpBase, "senderAddress", "<>", "action", "notification")); err != nil || len(evs) != 0 {
+		t.Errorf("bounce meeting no rule: %v %v", evs, err)
+	}
+	if got := d.(*detect.Detector).Unattributed(); got != nil {
+		t.Errorf("got unattributed %v, want nil", got)
 	}
 }
 
@@ -470,7 +535,7 @@ func TestOverrides(t *testing.T) {
 
 func TestCustomRules(t *testing.T) {
 	custom := plugin.Rule{
-		ID: "clicked_potentially_malicious", Log: plugin.LogURL, UserField: "userEmailAddress", Weight: 70,
+		ID: "clicked_potentially_malicious", Log: plugin.LogURL, UserField: "userEmailAddress", Weight: 70, Enabled: true,
 		Conditions: []plugin.Condition{
 			{Field: "category", Values: []string{"Potentially Malicious", "Hacking"}},
 			{Field: "creationMethod", Values: []string{"user click"}},
@@ -480,7 +545,7 @@ func TestCustomRules(t *testing.T) {
 	}
 	tagged := true
 	subjectRule := plugin.Rule{
-		ID: "external_tagged", Log: plugin.LogImpersonation, UserField: "recipientAddress", Weight: 0,
+		ID: "external_tagged", Log: plugin.LogImpersonation, UserField: "recipientAddress", Weight: 0, Enabled: true,
 		Conditions: []plugin.Condition{{Field: "taggedExternal", Bool: &tagged}, {Field: "subject", Values: []string{"urgent"}}},
 	}
 	d := mustNew(t, &plugin.EventSettings{
@@ -509,6 +574,61 @@ func TestCustomRules(t *testing.T) {
 	}
 	if got := len(d.Rules()); got != 15 {
 		t.Errorf("got %d rules, want 15", got)
+	}
+}
+
+// A custom rule the administrator switched off is off: its own "enabled"
+// is honoured, and an override by id wins over it either way.
+func TestCustomRuleEnabled(t *testing.T) {
+	rule := func(enabled bool) plugin.Rule {
+		return plugin.Rule{
+			ID: "dlp_pci", Log: plugin.LogDLP, UserField: "senderAddress", Weight: 10, Enabled: enabled,
+			Conditions: []plugin.Condition{{Field: "policy", Values: []string{"Confidential"}}},
+		}
+	}
+	fromJSON := func(t *testing.T, js string) plugin.Rule {
+		t.Helper()
+		var r plugin.Rule
+		if err := json.Unmarshal([]byte(js), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	const base = `"id":"dlp_pci","log":"dlp","user_field":"senderAddress","weight":10,"conditions":[{"field":"policy","values":["Confidential"]}]`
+	tests := []struct {
+		name     string
+		rule     func(t *testing.T) plugin.Rule
+		override *bool
+		want     bool
+	}{
+		{"enabled true", func(*testing.T) plugin.Rule { return rule(true) }, nil, true},
+		{"enabled false", func(*testing.T) plugin.Rule { return rule(false) }, nil, false},
+		{"json enabled false", func(t *testing.T) plugin.Rule { return fromJSON(t, `{`+base+`,"enabled":false}`) }, nil, false},
+		{"json enabled true", func(t *testing.T) plugin.Rule { return fromJSON(t, `{`+base+`,"enabled":true}`) }, nil, true},
+		// plugin.Rule.Enabled is a plain bool: omitted reads as false.
+		{"json enabled omitted", func(t *testing.T) plugin.Rule { return fromJSON(t, `{`+base+`}`) }, nil, false},
+		{"off, override on", func(*testing.T) plugin.Rule { return rule(false) }, ptr(true), true},
+		{"on, override off", func(*testing.T) plugin.Rule { return rule(true) }, ptr(false), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := &plugin.EventSettings{CustomRules: []plugin.Rule{tt.rule(t)}}
+			if tt.override != nil {
+				ev.Rules = map[string]plugin.RuleSettings{"dlp_pci": {Enabled: tt.override}}
+			}
+			d := mustNew(t, ev, false)
+			evs, err := d.Detect(plugin.LogDLP, with(dlpBase, "action", "notification"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(evs) == 1 && evs[0].Rule == "dlp_pci"; got != tt.want {
+				t.Errorf("custom rule matched = %v (%v), want %v", got, rulesOf(evs), tt.want)
+			}
+			r, ok := d.(*detect.Detector).Rule("dlp_pci")
+			if !ok || r.Enabled != tt.want {
+				t.Errorf("got rule %+v, want Enabled %v", r, tt.want)
+			}
+		})
 	}
 }
 
