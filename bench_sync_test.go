@@ -24,6 +24,7 @@ import (
 	"mimecast-ure/internal/mimecasttest"
 	"mimecast-ure/mimecast"
 	"mimecast-ure/plugin"
+	"mimecast-ure/store"
 )
 
 // The benchmarks in this file measure the server alone: the Mimecast
@@ -134,8 +135,19 @@ func (c *childEmulator) RSSPeakKiB() int64 {
 // benchServer is the real server stack (startApp) with a fresh data
 // directory and no logging.
 type benchServer struct {
-	b   *testing.B
-	url string
+	b    *testing.B
+	url  string
+	data string
+}
+
+// DBMiB is the size of the bbolt file (mmapped whole: the pages touched
+// count in this process's RSS as file-backed memory).
+func (s *benchServer) DBMiB() float64 {
+	fi, err := os.Stat(store.FilePath(s.data))
+	if err != nil {
+		return 0
+	}
+	return float64(fi.Size()) / (1 << 20)
 }
 
 func startBenchServer(b *testing.B) *benchServer {
@@ -157,7 +169,7 @@ func startBenchServer(b *testing.B) *benchServer {
 			b.Errorf("Serve: %v", err)
 		}
 	})
-	return &benchServer{b: b, url: a.URL}
+	return &benchServer{b: b, url: a.URL, data: cfg.Data}
 }
 
 // do sends a request as admin and decodes a 2xx answer into out; any
@@ -221,6 +233,7 @@ type memSampler struct {
 
 	startObjects, peakObjects uint64 // heap objects (≈ HeapAlloc)
 	peakInuse                 uint64 // objects + unused spans (≈ HeapInuse)
+	startLive, peakLive       uint64 // live heap after each GC
 	startAllocs, endAllocs    uint64 // cumulative bytes allocated
 	startRSSKiB               int64
 	rssReset                  bool
@@ -232,6 +245,7 @@ const (
 	mHeapObjects = "/memory/classes/heap/objects:bytes"
 	mHeapUnused  = "/memory/classes/heap/unused:bytes"
 	mAllocBytes  = "/gc/heap/allocs:bytes"
+	mHeapLive    = "/gc/heap/live:bytes" // marked live by the last GC
 )
 
 // startMemSampler collects garbage, resets the peak RSS (when the kernel
@@ -240,7 +254,7 @@ func startMemSampler() *memSampler {
 	runtime.GC()
 	runtime.GC()
 	m := &memSampler{stop: make(chan struct{}), done: make(chan struct{}),
-		samples: []metrics.Sample{{Name: mHeapObjects}, {Name: mHeapUnused}, {Name: mAllocBytes}}}
+		samples: []metrics.Sample{{Name: mHeapObjects}, {Name: mHeapUnused}, {Name: mAllocBytes}, {Name: mHeapLive}}}
 	// Writing 5 to clear_refs resets VmHWM to the current RSS (Linux 4.0+).
 	m.rssReset = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 	m.startRSSKiB = procStatusKiB("/proc/self/status", "VmRSS")
@@ -249,6 +263,8 @@ func startMemSampler() *memSampler {
 	metrics.Read(m.samples)
 	m.startObjects = m.samples[0].Value.Uint64()
 	m.startAllocs = m.samples[2].Value.Uint64()
+	m.startLive = m.samples[3].Value.Uint64()
+	m.peakLive = m.startLive
 	m.peakObjects = m.startObjects
 	m.peakInuse = m.startObjects + m.samples[1].Value.Uint64()
 	go m.run()
@@ -277,6 +293,7 @@ func (m *memSampler) sample() {
 	m.peakObjects = max(m.peakObjects, obj)
 	m.peakInuse = max(m.peakInuse, obj+unused)
 	m.endAllocs = m.samples[2].Value.Uint64()
+	m.peakLive = max(m.peakLive, m.samples[3].Value.Uint64())
 	// RssAnon every 10 ms: reading /proc costs more than metrics.Read.
 	if m.ticks++; m.ticks%5 == 0 {
 		m.peakAnonKiB = max(m.peakAnonKiB, procStatusKiB("/proc/self/status", "RssAnon"))
@@ -314,6 +331,8 @@ func (m *memSampler) collect(p peaks, prefix string) {
 	p.add(prefix+"heap-inuse-peak-MiB", float64(m.peakInuse)/mib)
 	p.add(prefix+"heap-alloc-peak-delta-MiB", float64(m.peakObjects-m.startObjects)/mib)
 	p.add(prefix+"allocated-MiB", float64(m.endAllocs-m.startAllocs)/mib)
+	p.add(prefix+"heap-live-peak-MiB", float64(m.peakLive)/mib)
+	p.add(prefix+"heap-live-start-MiB", float64(m.startLive)/mib)
 	p.add(prefix+"rss-anon-peak-delta-MiB", float64(m.peakAnonKiB-m.startAnonKiB)/1024)
 	hwm := procStatusKiB("/proc/self/status", "VmHWM")
 	if m.rssReset && hwm > 0 {
@@ -392,6 +411,7 @@ func BenchmarkFullSync100k(b *testing.B) {
 	}
 	pk.report(b)
 	b.ReportMetric(float64(pages), "pages")
+	b.ReportMetric(srv.DBMiB(), "db-file-MiB")
 	b.ReportMetric(syncWall.Seconds()/float64(b.N), "sync-s/op")
 	b.ReportMetric(fetchWall.Seconds()/float64(b.N), "fetch-records-s/op")
 	b.ReportMetric(float64(calls)/float64(b.N), "mimecast-calls/op")
@@ -448,6 +468,7 @@ func BenchmarkEventPull1M(b *testing.B) {
 	}
 	pk.report(b)
 	b.ReportMetric(float64(records)/wall.Seconds(), "records/s")
+	b.ReportMetric(srv.DBMiB(), "db-file-MiB")
 	b.ReportMetric(float64(records)/float64(b.N), "records/op")
 	b.ReportMetric(float64(calls)/float64(b.N), "mimecast-calls/op")
 }
