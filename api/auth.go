@@ -43,26 +43,22 @@ func bearer(h string) (value string, present bool) {
 	return h, true
 }
 
-// authenticate is the /api/v1 middleware: throttled client addresses get
-// 429, anything but a valid token gets the one 401, and the token is put
-// on the context for the role checks.
+// authenticate is the /api/v1 middleware. A valid token is always served,
+// whatever the throttle says about its client address: a neighbour behind
+// the same proxy sending bad tokens must not lock the risk platform out.
+// Every other request gets the one 401, or 429 once its address has
+// failed too often; only those failures count towards the throttle. The
+// token is looked up in every case so that the answer takes about the
+// same time whatever was wrong, and put on the context for the role
+// checks.
 func (s *Server) authenticate(c *gin.Context) {
-	ip := clientIP(c)
-	key := throttleKey(ip)
-	now := s.now()
-	if until, blocked := s.throttle.blocked(key, now); blocked {
-		s.metrics.AuthThrottled()
-		secs := int(until.Sub(now).Seconds()) + 1
-		c.Header("Retry-After", strconv.Itoa(secs))
-		s.fail(c, plugin.Errorf(plugin.ERATELIMITED, "too many failed authentications from this address; retry in %ds", secs))
-		return
-	}
 	value, present := bearer(c.GetHeader("Authorization"))
 	if len(value) > 4096 {
 		value = value[:4096]
 	}
-	// Always hash and look up, even a missing or malformed value, so the
-	// answer takes the same time whatever was wrong.
+	// Always hash and look up, even a missing or malformed value, and
+	// before asking the throttle, so neither what was wrong nor whether
+	// the address is blocked changes the work done.
 	tok, err := s.host.Authenticate(c.Request.Context(), value)
 	if err == nil {
 		c.Set(ctxToken, tok)
@@ -73,13 +69,27 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	ip := clientIP(c)
+	key := throttleKey(ip)
+	now := s.now()
 	reason := "invalid"
 	if !present {
 		reason = "missing"
 	}
 	s.metrics.AuthFailure(reason)
+	if until, blocked := s.throttle.blocked(key, now); blocked {
+		// Already over the threshold: the trip was audited and alerted;
+		// the attempts during the block are counted and logged (access
+		// log) but not audited one by one, so a flood from a blocked
+		// address cannot grow the append-only audit log without bound.
+		s.metrics.AuthThrottled()
+		secs := int(until.Sub(now).Seconds()) + 1
+		c.Header("Retry-After", strconv.Itoa(secs))
+		s.fail(c, plugin.Errorf(plugin.ERATELIMITED, "too many failed authentications from this address; retry in %ds", secs))
+		return
+	}
 	tripped := s.throttle.fail(key, now)
-	detail := map[string]string{"reason": reason, "method": c.Request.Method, "path": c.Request.URL.Path}
+	detail := map[string]string{"reason": reason, "method": logMethod(c.Request.Method), "path": maskPath(c.Request.URL.Path)}
 	if tripped {
 		detail["throttled"] = "true"
 	}

@@ -13,9 +13,10 @@ import (
 	"mimecast-ure/plugin"
 )
 
-// TestAuthThrottle: after the limit of failures from one address every
-// request from it gets 429 for a while, each failure is audited and
-// counted, and an alert is logged when the limit trips.
+// TestAuthThrottle: after the limit of failures from one address its
+// failing requests get 429 for a while, while a valid token from the same
+// address is still served; each failure up to the trip is audited, every
+// failure is counted, and an alert is logged when the limit trips.
 func TestAuthThrottle(t *testing.T) {
 	e := newEnv(t, envOptions{authLimit: 3})
 	for i := 0; i < 3; i++ {
@@ -23,15 +24,21 @@ func TestAuthThrottle(t *testing.T) {
 			t.Fatalf("failure %d: got %d", i+1, w.Code)
 		}
 	}
-	w := e.do("admin", "GET", "/api/v1/configurations", nil, nil)
+	w := e.do("raw:Bearer mcu_wrong", "GET", "/api/v1/configurations", nil, nil)
 	if w.Code != http.StatusTooManyRequests {
-		t.Fatalf("after the limit, a valid token: got %d, want 429", w.Code)
+		t.Fatalf("after the limit, a bad token: got %d, want 429", w.Code)
 	}
 	if code, _, _ := errorOf(t, w); code != "rate_limited" {
 		t.Errorf("code %q", code)
 	}
 	if w.Header().Get("Retry-After") == "" {
 		t.Error("no Retry-After")
+	}
+	if w := e.do("", "GET", "/api/v1/configurations", nil, nil); w.Code != http.StatusTooManyRequests {
+		t.Errorf("after the limit, no token: got %d, want 429", w.Code)
+	}
+	if w := e.do("admin", "GET", "/api/v1/configurations", nil, nil); w.Code != 200 {
+		t.Fatalf("after the limit, a valid token from the same address: got %d %s, want 200", w.Code, w.Body)
 	}
 
 	// Another address is not affected.
@@ -46,7 +53,7 @@ func TestAuthThrottle(t *testing.T) {
 
 	entries, err := e.svc.Audit(context.Background(), plugin.AuditFilter{Action: plugin.AuditAuthFailure})
 	if err != nil || len(entries) != 3 {
-		t.Fatalf("audited failures: %d %v, want 3", len(entries), err)
+		t.Fatalf("audited failures: %d %v, want 3 (the ones up to the trip)", len(entries), err)
 	}
 	for _, en := range entries {
 		if en.Actor != "192.0.2.1" {
@@ -58,14 +65,23 @@ func TestAuthThrottle(t *testing.T) {
 			}
 		}
 	}
-	if m := e.do("", "GET", "/metrics", nil, nil).Body.String(); !strings.Contains(m, `ure_auth_failures_total{reason="invalid"} 3`) || !strings.Contains(m, "ure_auth_throttled_total 1") {
-		t.Errorf("metrics do not count the failures:\n%s", grepLines(m, "ure_auth"))
+	if en := entries[len(entries)-1]; en.Detail["throttled"] != "true" {
+		t.Errorf("the tripping failure's audit detail %v lacks throttled=true", en.Detail)
+	}
+	m := e.do("", "GET", "/metrics", nil, nil).Body.String()
+	for _, want := range []string{`ure_auth_failures_total{reason="invalid"} 4`, `ure_auth_failures_total{reason="missing"} 1`, "ure_auth_throttled_total 2"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(m, "ure_auth"))
+		}
 	}
 	if !strings.Contains(e.logs.String(), `"alert":true`) {
 		t.Error("no alert line when the throttle tripped")
 	}
 
 	e.clock.Add(api.DefaultAuthBlockFor)
+	if w := e.do("raw:Bearer mcu_wrong", "GET", "/api/v1/configurations", nil, nil); w.Code != 401 {
+		t.Fatalf("after the block, a bad token: got %d, want 401", w.Code)
+	}
 	if w := e.do("admin", "GET", "/api/v1/configurations", nil, nil); w.Code != 200 {
 		t.Fatalf("after the block: got %d", w.Code)
 	}
@@ -119,7 +135,7 @@ func TestBadInput(t *testing.T) {
 		{"no records", "POST", "/api/v1/configurations/acme/execute-action", `{"records":[],"action":{"value":"generate"}}`, nil, 400, "records"},
 		{"records wrong type", "POST", "/api/v1/configurations/acme/fetch-scores", `{"records":"all"}`, nil, 400, "records"},
 		{"uid wrong type", "POST", "/api/v1/configurations/acme/fetch-scores", `{"records":[{"uid":7}]}`, nil, 400, "records.uid"},
-		{"parameters wrong type", "POST", "/api/v1/configurations/acme/execute-action", `{"records":[{"uid":"a@acme.com"}],"action":{"value":"add","parameters":{"group":1}}}`, nil, 400, "action.parameters"},
+		{"parameters wrong type", "POST", "/api/v1/configurations/acme/execute-action", `{"records":[{"uid":"a@acme.com"}],"action":{"value":"add","parameters":{"group":1}}}`, nil, 400, "action.parameters.group"},
 		{"idempotency key too long", "POST", "/api/v1/configurations/acme/execute-action", `{"records":[{"uid":"a@acme.com"}],"action":{"value":"generate"}}`, http.Header{"Idempotency-Key": {strings.Repeat("k", 256)}}, 400, "Idempotency-Key"},
 		{"events since", "GET", "/api/v1/configurations/acme/events?since=yesterday", nil, nil, 400, "since"},
 		{"events limit", "GET", "/api/v1/configurations/acme/events?limit=0", nil, nil, 400, "limit"},

@@ -26,15 +26,19 @@ import (
 // prove panics become the generic 500.
 type fakeHost struct {
 	api.Host
-	mu       sync.Mutex
-	failures []map[string]string
-	err      error // returned by GetConfiguration / SyncStatus
-	panicMsg string
+	mu        sync.Mutex
+	failures  []map[string]string
+	err       error // returned by GetConfiguration / SyncStatus
+	panicMsg  string
+	authCalls int
 }
 
 const fakeAdmin = "mcu_fake-admin-token-value-0123456789"
 
 func (f *fakeHost) Authenticate(ctx context.Context, v string) (plugin.Token, error) {
+	f.mu.Lock()
+	f.authCalls++
+	f.mu.Unlock()
 	if v == fakeAdmin {
 		return plugin.Token{ID: "tok_1", Name: "admin", Role: plugin.RoleAdmin}, nil
 	}
@@ -375,8 +379,11 @@ func TestThrottleIPv6Prefix(t *testing.T) {
 			t.Fatalf("failure %d: got %d", i, got)
 		}
 	}
-	if got := send("2001:db8:1:2::ffff", "Bearer "+fakeAdmin); got != 429 {
-		t.Errorf("same /64: got %d, want 429", got)
+	if got := send("2001:db8:1:2::ffff", "Bearer wrong"); got != 429 {
+		t.Errorf("same /64, a bad token: got %d, want 429", got)
+	}
+	if got := send("2001:db8:1:2::ffff", "Bearer "+fakeAdmin); got == 429 || got == 401 {
+		t.Errorf("same /64, a valid token: got %d, want it served", got)
 	}
 	if got := send("2001:db8:1:3::1", "Bearer "+fakeAdmin); got != 404 && got != 200 {
 		t.Errorf("other /64: got %d", got)

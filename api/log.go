@@ -60,9 +60,9 @@ func (s *Server) accessLog(c *gin.Context) {
 
 	d := time.Since(start)
 	status := c.Writer.Status()
-	route := c.FullPath()
+	route := c.FullPath() // the template ("/api/v1/configurations/:name"), never the raw path
 	if route == "" {
-		route = "unmatched"
+		route = routeUnmatched
 	}
 	s.metrics.request(route, c.Request.Method, status, d)
 
@@ -74,7 +74,7 @@ func (s *Server) accessLog(c *gin.Context) {
 		level = zerolog.WarnLevel
 	}
 	ev := s.log.WithLevel(level).
-		Str("method", c.Request.Method).
+		Str("method", logMethod(c.Request.Method)).
 		Str("path", maskPath(c.Request.URL.Path)).
 		Str("route", route).
 		Int("status", status).
@@ -86,6 +86,15 @@ func (s *Server) accessLog(c *gin.Context) {
 		ev = ev.Str("token_id", t.ID)
 	}
 	ev.Msg("request")
+}
+
+// logMethod is the request method for the access log, capped so an
+// invented method cannot make lines arbitrarily long.
+func logMethod(m string) string {
+	if len(m) > 32 {
+		return m[:32] + "..."
+	}
+	return m
 }
 
 // maskPath masks any path segment that looks like a token value.

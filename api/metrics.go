@@ -151,6 +151,24 @@ func (m *Metrics) AuthFailure(reason string) { m.authFailures.WithLabelValues(re
 // AuthThrottled counts one request refused by the failed-authentication throttle.
 func (m *Metrics) AuthThrottled() { m.authThrottled.Inc() }
 
+// request observes one HTTP request. route must be a route template or
+// routeUnmatched, never a raw path; the method is folded into the known
+// verbs so a client cannot mint new series by inventing methods.
 func (m *Metrics) request(route, method string, status int, d time.Duration) {
-	m.httpDuration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
+	m.httpDuration.WithLabelValues(route, methodLabel(method), strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// routeUnmatched is the route label of a request no route matched (404,
+// 405): the raw path would let any client add series.
+const routeUnmatched = "unmatched"
+
+// methodLabel is the metrics label of an HTTP method: one of the standard
+// verbs, or OTHER for anything else a client sent.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete,
+		http.MethodPatch, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
 }

@@ -11,6 +11,7 @@ import (
 	stdlog "log"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -178,8 +179,24 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		WriteTimeout:      15 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          stdlog.New(s.log.With().Str("source", "net/http").Logger(), "", 0),
+		ErrorLog:          ErrorLog(s.log),
 	}
+}
+
+// ErrorLog returns a standard-library logger for http.Server.ErrorLog:
+// net/http's own errors (TLS handshake failures, malformed requests,
+// panics in handlers) become one zerolog line each at warn level, with
+// source=net/http, instead of going to stderr unformatted.
+func ErrorLog(l zerolog.Logger) *stdlog.Logger {
+	return stdlog.New(warnWriter{l: l.With().Str("source", "net/http").Logger()}, "", 0)
+}
+
+// warnWriter writes each line it is given as one warn-level log entry.
+type warnWriter struct{ l zerolog.Logger }
+
+func (w warnWriter) Write(p []byte) (int, error) {
+	w.l.Warn().Msg(strings.TrimRight(string(p), "\r\n"))
+	return len(p), nil
 }
 
 // Metrics returns the server's metrics (the ones passed in Options, or
