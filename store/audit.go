@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -15,15 +17,19 @@ import (
 )
 
 // auditHead is the last appended entry, kept in meta so that removing the
-// newest entries (which no later entry points at) is detected too.
+// newest entries (which no later entry points at) is detected too. MAC
+// binds Seq and Hash under the audit key, so a head rewritten to point at
+// an earlier entry does not verify.
 type auditHead struct {
 	Seq  uint64 `json:"seq"`
 	Hash string `json:"hash"`
+	MAC  string `json:"mac"`
 }
 
-// canonicalAudit is the hashed form of an entry: every field but Hash, in
-// a fixed order, the time as RFC 3339 UTC with nanoseconds; encoding/json
-// writes Detail's keys sorted, so the encoding is deterministic.
+// canonicalAudit is the authenticated form of an entry: every field but
+// Hash, in a fixed order, the time as RFC 3339 UTC with nanoseconds;
+// encoding/json writes Detail's keys sorted, so the encoding is
+// deterministic.
 type canonicalAudit struct {
 	Seq      uint64            `json:"seq"`
 	At       string            `json:"at"`
@@ -35,9 +41,20 @@ type canonicalAudit struct {
 	PrevHash string            `json:"prev_hash"`
 }
 
-// AuditHash returns the SHA-256 hex of e's canonical encoding (every field
-// except Hash, PrevHash included).
-func AuditHash(e plugin.AuditEntry) string {
+// AuditKeySize is the audit key's length in bytes.
+const AuditKeySize = 32
+
+const (
+	auditEntryDomain = "mimecast-ure audit v2\n"
+	auditHeadDomain  = "mimecast-ure audit head v2\n"
+)
+
+// AuditHash returns the HMAC-SHA256 hex, under the audit key, of e's
+// canonical encoding (every field except Hash, PrevHash included). The
+// key is the store's audit key (sealed under the master key), so whoever
+// can write the file but lacks the master key cannot recompute the chain
+// after editing an entry.
+func AuditHash(key []byte, e plugin.AuditEntry) string {
 	d := e.Detail
 	if len(d) == 0 {
 		d = nil
@@ -49,18 +66,37 @@ func AuditHash(e plugin.AuditEntry) string {
 	if err != nil {
 		panic(err) // strings and a map of strings always encode
 	}
-	sum := sha256.Sum256(append([]byte("mimecast-ure audit v1\n"), buf...))
-	return hex.EncodeToString(sum[:])
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(auditEntryDomain))
+	m.Write(buf)
+	return hex.EncodeToString(m.Sum(nil))
 }
 
+// headMAC authenticates the head's sequence number and hash.
+func headMAC(key []byte, seq uint64, hash string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(auditHeadDomain))
+	m.Write(u64(seq))
+	m.Write([]byte(hash))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// equalHex compares two MACs in constant time.
+func equalHex(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }
+
 // AppendAudit appends entries in one transaction, in order, setting each
-// one's Seq (from the bucket sequence), PrevHash and Hash. Times are
-// stored in UTC.
+// one's Seq (from the bucket sequence), PrevHash and Hash (AuditHash under
+// the store's audit key). Times are stored in UTC. A store opened without
+// the master key cannot append (the error matches ErrNoMasterKey).
 func (s *Store) AppendAudit(ctx context.Context, entries ...plugin.AuditEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	if err := s.update(ctx, func(tx *bbolt.Tx) error { return appendAudit(tx, entries) }); err != nil {
+	key, err := s.writeAuditKey()
+	if err != nil {
+		return fmt.Errorf("append %d audit entries: %w", len(entries), err)
+	}
+	if err := s.update(ctx, func(tx *bbolt.Tx) error { return appendAudit(tx, key, entries) }); err != nil {
 		return fmt.Errorf("append %d audit entries: %w", len(entries), err)
 	}
 	return nil
@@ -87,7 +123,7 @@ func (s *Store) Audit(ctx context.Context, f plugin.AuditFilter) ([]plugin.Audit
 // running maximum: every entry before that seq is older than the key's
 // time, which is what lets a Since query skip them, even if callers'
 // clocks are not monotonic.
-func appendAudit(tx *bbolt.Tx, entries []plugin.AuditEntry) error {
+func appendAudit(tx *bbolt.Tx, key []byte, entries []plugin.AuditEntry) error {
 	b, idx := tx.Bucket(bktAudit), tx.Bucket(bktAuditTime)
 	b.FillPercent, idx.FillPercent = 1, 1 // append-only, keys ascending
 	prev := ""
@@ -109,7 +145,7 @@ func appendAudit(tx *bbolt.Tx, entries []plugin.AuditEntry) error {
 			return err
 		}
 		e.Seq, e.At, e.PrevHash = seq, e.At.UTC(), prev
-		e.Hash = AuditHash(e)
+		e.Hash = AuditHash(key, e)
 		if err := putJSON(b, u64(seq), e); err != nil {
 			return err
 		}
@@ -122,10 +158,14 @@ func appendAudit(tx *bbolt.Tx, entries []plugin.AuditEntry) error {
 		prev = e.Hash
 		head = auditHead{Seq: seq, Hash: e.Hash}
 	}
+	head.MAC = headMAC(key, head.Seq, head.Hash)
 	return putJSON(tx.Bucket(bktMeta), keyAuditHead, head)
 }
 
 func queryAudit(ctx context.Context, tx *bbolt.Tx, f plugin.AuditFilter) ([]plugin.AuditEntry, error) {
+	if f.After == math.MaxUint64 {
+		return nil, nil // nothing comes after the last possible seq (After+1 would wrap to 0)
+	}
 	start := f.After + 1
 	if idx := tx.Bucket(bktAuditTime); idx != nil && !f.Since.IsZero() {
 		k, _ := idx.Cursor().Seek(u64(timeBits(f.Since)))
@@ -195,24 +235,39 @@ type VerifyResult struct {
 }
 
 // VerifyAudit walks the audit chain from the first entry and reports the
-// first entry that was changed, removed or reordered. An error means the
-// store could not be read, not that the chain is broken.
+// first entry that was changed, removed or reordered, checking every
+// entry's HMAC under the audit key. It needs the master key (the audit key
+// is sealed under it): on a store opened without one it returns an error
+// matching ErrNoMasterKey that says where the key comes from. Any other
+// error means the store could not be read, not that the chain is broken.
 func (s *Store) VerifyAudit(ctx context.Context) (VerifyResult, error) {
+	if s.aead == nil {
+		return VerifyResult{}, &keyNeededError{what: "audit verify", keyPath: s.keyPath()}
+	}
 	var r VerifyResult
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		r = verifyChain(ctx, tx)
+		r = verifyChain(ctx, tx, s.auditKey, s.auditKeyErr)
 		return ctx.Err()
 	})
 	return r, err
 }
 
-func verifyChain(ctx context.Context, tx *bbolt.Tx) VerifyResult {
+// verifyChain checks the chain under key; keyErr says why key is nil.
+func verifyChain(ctx context.Context, tx *bbolt.Tx, macKey []byte, keyErr error) VerifyResult {
 	var r VerifyResult
 	bad := func(seq uint64, problem, format string, args ...any) VerifyResult {
 		r.Seq, r.Problem, r.Message = seq, problem, fmt.Sprintf(format, args...)
 		return r
 	}
 	c := tx.Bucket(bktAudit).Cursor()
+	if macKey == nil {
+		if k, _ := c.First(); k != nil || tx.Bucket(bktAudit).Sequence() > 0 || tx.Bucket(bktMeta).Get(keyAuditHead) != nil {
+			return bad(1, AuditChanged, "the audit key cannot be used, so no entry can be checked: %v", keyErr)
+		}
+		r.OK = true
+		r.Message = "audit chain intact: 0 entries"
+		return r
+	}
 	var prevSeq uint64
 	prevHash := ""
 	for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -229,7 +284,7 @@ func verifyChain(ctx context.Context, tx *bbolt.Tx) VerifyResult {
 		if err := json.Unmarshal(v, &e); err != nil {
 			return bad(key, AuditChanged, "entry %d is not readable: %v", key, err)
 		}
-		if AuditHash(e) != e.Hash {
+		if !equalHex(AuditHash(macKey, e), e.Hash) {
 			return bad(key, AuditChanged, "entry %d was changed: its content does not match its hash", key)
 		}
 		if e.Seq != key {
@@ -244,18 +299,29 @@ func verifyChain(ctx context.Context, tx *bbolt.Tx) VerifyResult {
 		prevSeq, prevHash = key, e.Hash
 	}
 	var head auditHead
-	if found, err := getJSON(tx.Bucket(bktMeta), keyAuditHead, &head); err != nil {
+	found, err := getJSON(tx.Bucket(bktMeta), keyAuditHead, &head)
+	if err != nil {
 		return bad(prevSeq, AuditChanged, "audit head is not readable: %v", err)
-	} else if found {
+	}
+	if found {
+		if !equalHex(headMAC(macKey, head.Seq, head.Hash), head.MAC) {
+			return bad(prevSeq+1, AuditRemoved, "the audit head does not match its MAC: it was rewritten, so the newest entries may have been removed")
+		}
 		if head.Seq > prevSeq {
 			return bad(prevSeq+1, AuditRemoved, "entries %d to %d (the newest) are missing", prevSeq+1, head.Seq)
 		}
 		if head.Seq == prevSeq && head.Hash != prevHash {
 			return bad(prevSeq, AuditChanged, "entry %d does not match the recorded head", prevSeq)
 		}
+		if head.Seq < prevSeq {
+			return bad(head.Seq+1, AuditChanged, "entries %d to %d were added behind the store's back: the recorded head is entry %d", head.Seq+1, prevSeq, head.Seq)
+		}
 	}
 	if seq := tx.Bucket(bktAudit).Sequence(); seq > prevSeq {
 		return bad(prevSeq+1, AuditRemoved, "entries %d to %d (the newest) are missing", prevSeq+1, seq)
+	}
+	if !found && prevSeq > 0 {
+		return bad(prevSeq, AuditRemoved, "the audit head is missing: the newest entries may have been removed")
 	}
 	r.OK = true
 	r.Message = fmt.Sprintf("audit chain intact: %d entries", r.Entries)

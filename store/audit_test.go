@@ -1,10 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,7 +55,7 @@ func TestAppendAudit(t *testing.T) {
 	}
 	prev := ""
 	for i, e := range got {
-		if e.Seq != uint64(i+1) || e.PrevHash != prev || e.Hash != AuditHash(e) || len(e.Hash) != 64 {
+		if e.Seq != uint64(i+1) || e.PrevHash != prev || e.Hash != AuditHash(s.auditKey, e) || len(e.Hash) != 64 {
 			t.Errorf("entry %d: seq %d prev %.8s hash %.8s; want seq %d prev %.8s", i, e.Seq, e.PrevHash, e.Hash, i+1, prev)
 		}
 		if !e.At.Equal(in[i].At) || e.At.Location() != time.UTC || e.Detail["i"] != fmt.Sprint(i) {
@@ -63,13 +70,17 @@ func TestAppendAudit(t *testing.T) {
 
 func TestAuditHashCoversEveryField(t *testing.T) {
 	base := plugin.AuditEntry{Seq: 3, At: time.Unix(100, 5), Actor: "a", Action: "b", Target: "c", Outcome: "d", Detail: map[string]string{"k": "v"}, PrevHash: "p"}
-	h := AuditHash(base)
-	if AuditHash(base) != h {
+	key := testKey(9)
+	h := AuditHash(key, base)
+	if AuditHash(key, base) != h {
 		t.Fatalf("hash is not deterministic")
+	}
+	if AuditHash(testKey(8), base) == h {
+		t.Errorf("the hash does not depend on the key")
 	}
 	withHash := base
 	withHash.Hash = "anything"
-	if AuditHash(withHash) != h {
+	if AuditHash(key, withHash) != h {
 		t.Errorf("Hash field is part of the hash")
 	}
 	edits := map[string]func(e *plugin.AuditEntry){
@@ -86,7 +97,7 @@ func TestAuditHashCoversEveryField(t *testing.T) {
 	for name, edit := range edits {
 		e := base
 		edit(&e)
-		if AuditHash(e) == h {
+		if AuditHash(key, e) == h {
 			t.Errorf("changing %s does not change the hash", name)
 		}
 	}
@@ -94,7 +105,7 @@ func TestAuditHashCoversEveryField(t *testing.T) {
 	empty.Detail = map[string]string{}
 	nilDetail := base
 	nilDetail.Detail = nil
-	if AuditHash(empty) != AuditHash(nilDetail) {
+	if AuditHash(key, empty) != AuditHash(key, nilDetail) {
 		t.Errorf("empty and nil Detail hash differently (JSON drops both)")
 	}
 }
@@ -173,13 +184,18 @@ func TestVerifyAuditDetectsTampering(t *testing.T) {
 	}{
 		{"edit outcome", edit(4, func(e map[string]any) { e["outcome"] = "failed" }), 4, AuditChanged},
 		{"edit detail", edit(1, func(e map[string]any) { e["detail"].(map[string]any)["group"] = "Safe" }), 1, AuditChanged},
-		{"edit and rehash", edit(3, func(e map[string]any) {
+		// Whoever can write the file but lacks the master key edits an entry
+		// and recomputes every later hash and the head, with the old
+		// unkeyed SHA-256 scheme or with a key of their own.
+		{"edit and rehash unkeyed", forgeFrom(3, unkeyedHash), 3, AuditChanged},
+		{"edit and rehash with another key", forgeFrom(3, func(e plugin.AuditEntry) string { return AuditHash(testKey(7), e) }), 3, AuditChanged},
+		{"edit own entry hash only", edit(3, func(e map[string]any) {
 			e["actor"] = "mallory"
 			var x plugin.AuditEntry
 			buf, _ := json.Marshal(e)
 			_ = json.Unmarshal(buf, &x)
-			e["hash"] = AuditHash(x)
-		}), 4, AuditRemoved},
+			e["hash"] = AuditHash(testKey(7), x)
+		}), 3, AuditChanged},
 		{"garbage bytes", func(tx *bbolt.Tx) error { return tx.Bucket(bktAudit).Put(u64(2), []byte("{not json")) }, 2, AuditChanged},
 		{"delete middle", del(3), 3, AuditRemoved},
 		{"delete first", del(1), 1, AuditRemoved},
@@ -199,6 +215,23 @@ func TestVerifyAuditDetectsTampering(t *testing.T) {
 			return b.Put(u64(3), a)
 		}, 2, AuditReordered},
 		{"bad key", func(tx *bbolt.Tx) error { return tx.Bucket(bktAudit).Put([]byte("x"), []byte("{}")) }, 7, AuditChanged},
+		{"truncate newest and rewrite head", func(tx *bbolt.Tx) error {
+			if err := del(5, 6)(tx); err != nil {
+				return err
+			}
+			b := tx.Bucket(bktAudit)
+			if err := b.SetSequence(4); err != nil {
+				return err
+			}
+			var e plugin.AuditEntry
+			if err := json.Unmarshal(b.Get(u64(4)), &e); err != nil {
+				return err
+			}
+			return putJSON(tx.Bucket(bktMeta), keyAuditHead, auditHead{Seq: 4, Hash: e.Hash, MAC: headMAC(testKey(7), 4, e.Hash)})
+		}, 5, AuditRemoved},
+		{"delete head only", func(tx *bbolt.Tx) error { return tx.Bucket(bktMeta).Delete(keyAuditHead) }, 6, AuditRemoved},
+		{"audit key replaced", func(tx *bbolt.Tx) error { return tx.Bucket(bktMeta).Put(keyAuditKey, []byte("sealed:v1:AAAA")) }, 1, AuditChanged},
+		{"audit key removed", func(tx *bbolt.Tx) error { return tx.Bucket(bktMeta).Delete(keyAuditKey) }, 1, AuditChanged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,7 +242,9 @@ func TestVerifyAuditDetectsTampering(t *testing.T) {
 			}
 			s.Close()
 			rawUpdate(t, path, tt.tamper)
-			s, err := Open(path, Options{ReadOnly: true})
+			// A read-write Open must not replace a removed audit key.
+			mustOpen(t, path, testKey(1), nil).Close()
+			s, err := Open(path, Options{ReadOnly: true, MasterKey: testKey(1)})
 			if err != nil {
 				t.Fatalf("Open read-only: %v", err)
 			}
@@ -222,6 +257,182 @@ func TestVerifyAuditDetectsTampering(t *testing.T) {
 				t.Errorf("VerifyAudit = %+v; want seq %d %s", r, tt.wantSeq, tt.wantProblem)
 			}
 		})
+	}
+}
+
+// unkeyedHash is the chain's hash before it was keyed (SHA-256 of the
+// canonical encoding), what a forger without the master key can compute.
+func unkeyedHash(e plugin.AuditEntry) string {
+	buf, _ := json.Marshal(canonicalAudit{
+		Seq: e.Seq, At: e.At.UTC().Format(time.RFC3339Nano), Actor: e.Actor, Action: e.Action,
+		Target: e.Target, Outcome: e.Outcome, Detail: e.Detail, PrevHash: e.PrevHash,
+	})
+	sum := sha256.Sum256(append([]byte("mimecast-ure audit v1\n"), buf...))
+	return hex.EncodeToString(sum[:])
+}
+
+// forgeFrom edits entry seq's actor and recomputes that entry's hash, every
+// later entry's link and hash, and the head, with hash.
+func forgeFrom(seq uint64, hash func(plugin.AuditEntry) string) func(tx *bbolt.Tx) error {
+	return func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bktAudit)
+		prev := ""
+		if seq > 1 {
+			var p plugin.AuditEntry
+			if err := json.Unmarshal(b.Get(u64(seq-1)), &p); err != nil {
+				return err
+			}
+			prev = p.Hash
+		}
+		var head auditHead
+		for k, v := b.Cursor().Seek(u64(seq)); k != nil; k, v = b.Cursor().Seek(u64(head.Seq + 1)) {
+			var e plugin.AuditEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if e.Seq == seq {
+				e.Actor = "mallory"
+			}
+			e.PrevHash = prev
+			e.Hash = hash(e)
+			if err := putJSON(b, k, e); err != nil {
+				return err
+			}
+			prev = e.Hash
+			head = auditHead{Seq: e.Seq, Hash: e.Hash, MAC: hash(plugin.AuditEntry{Seq: e.Seq, PrevHash: e.Hash})}
+		}
+		return putJSON(tx.Bucket(bktMeta), keyAuditHead, head)
+	}
+}
+
+func TestVerifyAuditNeedsMasterKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := FilePath(dir)
+	s := mustOpen(t, path, testKey(1), nil)
+	if err := s.AppendAudit(ctx, auditEntries(3, time.Unix(1e9, 0))...); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	for _, ro := range []bool{true, false} {
+		s, err := Open(path, Options{ReadOnly: ro})
+		if err != nil {
+			t.Fatalf("Open without a key (read-only %v): %v", ro, err)
+		}
+		_, err = s.VerifyAudit(ctx)
+		want := "audit verify needs the master key: set URE_MASTER_KEY or --master-key-file, or keep " + filepath.Join(dir, MasterKeyFile)
+		if err == nil || err.Error() != want || !errors.Is(err, ErrNoMasterKey) || !errors.Is(err, ErrNoKey) {
+			t.Errorf("VerifyAudit without a key (read-only %v): err = %v, want %q", ro, err, want)
+		}
+		// Reading the log needs no key.
+		if got, err := s.Audit(ctx, plugin.AuditFilter{}); err != nil || len(got) != 3 {
+			t.Errorf("Audit without a key: %d entries, %v", len(got), err)
+		}
+		s.Close()
+	}
+	s, err := Open(path, Options{ReadOnly: true, MasterKey: testKey(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if r, err := s.VerifyAudit(ctx); err != nil || !r.OK || r.Entries != 3 {
+		t.Errorf("VerifyAudit with the key = %+v, %v; want OK", r, err)
+	}
+}
+
+func TestAuditSurvivesKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ure.db")
+	s := mustOpen(t, path, testKey(1), nil)
+	if err := s.AppendAudit(ctx, auditEntries(4, time.Unix(1e9, 0))...); err != nil {
+		t.Fatal(err)
+	}
+	before := append([]byte(nil), s.auditKey...)
+	s.Close()
+	if _, err := RotateMasterKey(path, testKey(1), testKey(2)); err != nil {
+		t.Fatalf("RotateMasterKey: %v", err)
+	}
+	s = mustOpen(t, path, testKey(2), nil)
+	if !bytes.Equal(s.auditKey, before) {
+		t.Errorf("the audit key changed with the master key")
+	}
+	if err := s.AppendAudit(ctx, auditEntries(2, time.Unix(2e9, 0))...); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.VerifyAudit(ctx); err != nil || !r.OK || r.Entries != 6 {
+		t.Errorf("VerifyAudit after rotation = %+v, %v; want OK with 6 entries", r, err)
+	}
+	// The sealed audit key opens under its own AAD only.
+	var sealed string
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		sealed = string(tx.Bucket(bktMeta).Get(keyAuditKey))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unseal(s.aead, sealed, checkAAD); err == nil {
+		t.Errorf("the sealed audit key opens as the key check value")
+	}
+	if strings.Contains(sealed, base64.StdEncoding.EncodeToString(before)) {
+		t.Errorf("the audit key is stored in clear")
+	}
+}
+
+func TestAppendAuditWithoutKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	mustOpen(t, FilePath(dir), testKey(1), nil).Close()
+	s := mustOpen(t, FilePath(dir), nil, nil)
+	err := s.AppendAudit(ctx, plugin.AuditEntry{Actor: "cli", Action: "x"})
+	if !errors.Is(err, ErrNoMasterKey) || !strings.Contains(err.Error(), "writing the audit log needs the master key") {
+		t.Errorf("AppendAudit without a key: err = %v, want one naming the master key", err)
+	}
+	// Token changes are audited, so they need the key too; reads do not.
+	if err := s.CreateToken(ctx, plugin.Token{ID: "t1", Hash: "h1"}); !errors.Is(err, ErrNoMasterKey) {
+		t.Errorf("CreateToken without a key: err = %v, want ErrNoMasterKey", err)
+	}
+	if err := s.RevokeToken(ctx, "t1", time.Now()); !errors.Is(err, ErrNoMasterKey) {
+		t.Errorf("RevokeToken without a key: err = %v, want ErrNoMasterKey", err)
+	}
+	if _, err := s.Tokens(ctx); err != nil {
+		t.Errorf("Tokens without a key: %v", err)
+	}
+}
+
+func TestAuditAfterMaxCursor(t *testing.T) {
+	ctx := context.Background()
+	s, clk, _ := newStore(t)
+	if err := s.AppendAudit(ctx, auditEntries(3, clk.Now())...); err != nil {
+		t.Fatal(err)
+	}
+	for _, after := range []uint64{math.MaxUint64, math.MaxUint64 - 1, 3} {
+		got, err := s.Audit(ctx, plugin.AuditFilter{After: after})
+		if err != nil || len(got) != 0 {
+			t.Errorf("Audit(After %d) = %d entries, %v; want none", after, len(got), err)
+		}
+	}
+}
+
+func TestAuditSinceOutOfRange(t *testing.T) {
+	ctx := context.Background()
+	s, clk, _ := newStore(t)
+	if err := s.AppendAudit(ctx, auditEntries(3, clk.Now())...); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		since time.Time
+		want  int
+	}{
+		{time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), 0},
+		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), 0},
+		{time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), 3},
+		{time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC), 3},
+	} {
+		got, err := s.Audit(ctx, plugin.AuditFilter{Since: tt.since})
+		if err != nil || len(got) != tt.want {
+			t.Errorf("Audit(Since %v) = %d entries, %v; want %d", tt.since, len(got), err, tt.want)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -130,6 +131,65 @@ func TestEventsQueries(t *testing.T) {
 	}
 	_, _, err := s.Events(ctx, "acme", plugin.EventFilter{Cursor: "!!"})
 	wantCode(t, err, plugin.EINVALID)
+}
+
+func TestEventsSinceOutOfRange(t *testing.T) {
+	ctx := context.Background()
+	s, clk, _ := newStore(t)
+	mustCreate(t, s, "acme")
+	if _, err := s.SaveLogPage(ctx, "acme", makeEvents(5, clk.Now()), nil, plugin.Checkpoint{Log: plugin.LogURL}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		since time.Time
+		f     plugin.EventFilter
+		want  int
+	}{
+		{"2300", time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), plugin.EventFilter{}, 0},
+		{"9999", time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), plugin.EventFilter{}, 0},
+		{"2300 by user", time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), plugin.EventFilter{User: "user1@acme.com"}, 0},
+		{"1500", time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), plugin.EventFilter{}, 5},
+		{"year 2", time.Date(2, 1, 1, 0, 0, 0, 0, time.UTC), plugin.EventFilter{}, 5},
+		{"1500 by rule", time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), plugin.EventFilter{Rule: "clicked_phishing"}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.f
+			f.Since = tt.since
+			got, _, err := s.Events(ctx, "acme", f)
+			if err != nil || len(got) != tt.want {
+				t.Errorf("Events(since %v) = %d events, %v; want %d", tt.since, len(got), err, tt.want)
+			}
+		})
+	}
+	// Pruning before a time past the range removes everything, before
+	// one under it nothing.
+	if n, err := s.PruneEvents(ctx, "acme", time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil || n != 0 {
+		t.Errorf("PruneEvents(1000) = %d, %v; want 0", n, err)
+	}
+	if n, err := s.PruneEvents(ctx, "acme", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil || n != 5 {
+		t.Errorf("PruneEvents(3000) = %d, %v; want 5", n, err)
+	}
+}
+
+func TestTimeBitsClamped(t *testing.T) {
+	times := []time.Time{
+		{}, time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), minIndexTime, minIndexTime.Add(time.Nanosecond),
+		time.Unix(0, 0), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), maxIndexTime.Add(-time.Nanosecond),
+		maxIndexTime, time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for i := 1; i < len(times); i++ {
+		if a, b := timeBits(times[i-1]), timeBits(times[i]); a > b {
+			t.Errorf("timeBits(%v) = %d > timeBits(%v) = %d; want the order of the times", times[i-1], a, times[i], b)
+		}
+	}
+	if got := timeBits(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)); got != math.MaxUint64 {
+		t.Errorf("timeBits(2300) = %d, want the maximum", got)
+	}
+	if got := timeBits(time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC)); got != 0 {
+		t.Errorf("timeBits(1500) = %d, want 0", got)
+	}
 }
 
 func TestEventsPaging(t *testing.T) {

@@ -35,11 +35,39 @@ var ErrWrongKey = &plugin.Error{Code: plugin.EINTERNAL, Message: "cannot open se
 // opened without a master key.
 var ErrNoKey = &plugin.Error{Code: plugin.EINTERNAL, Message: "the store was opened without a master key"}
 
+// ErrNoMasterKey is matched (errors.Is) by the errors of LoadMasterKey
+// when no key is configured, and of AppendAudit, VerifyAudit,
+// CreateToken and RevokeToken on a store opened without a master key.
+var ErrNoMasterKey = errors.New("no master key")
+
+// keyNeededError says which operation needs the master key and where the
+// key can come from. It matches ErrNoMasterKey and unwraps to ErrNoKey
+// (a *plugin.Error).
+type keyNeededError struct {
+	what    string // "" for "no master key"
+	keyPath string // <data>/master.key
+}
+
+func (e *keyNeededError) Error() string {
+	how := "set URE_MASTER_KEY or --master-key-file, or keep " + e.keyPath
+	if e.what == "" {
+		return "no master key: " + how
+	}
+	return e.what + " needs the master key: " + how
+}
+
+func (e *keyNeededError) Is(target error) bool { return target == ErrNoMasterKey }
+
+func (e *keyNeededError) Unwrap() error { return ErrNoKey }
+
 const (
 	sealPrefix = "sealed:v1:"
 	keyInfo    = "mimecast-ure secrets v1"
 	checkPlain = "mimecast-ure master key check"
 	checkAAD   = "mimecast-ure|keycheck"
+	// auditKeyAAD binds the sealed audit key to its purpose: it opens
+	// nowhere else, and no other sealed value opens as the audit key.
+	auditKeyAAD = "mimecast-ure|auditkey"
 )
 
 // newAEAD derives the sealing key from the master key (HKDF-SHA256, so the
@@ -88,6 +116,66 @@ func unseal(a cipher.AEAD, sealed, aad string) (string, error) {
 
 func putKeyCheck(meta *bbolt.Bucket, a cipher.AEAD) error {
 	return meta.Put(keyKeyCheck, []byte(seal(a, checkPlain, checkAAD)))
+}
+
+// newAuditKey returns AuditKeySize random bytes.
+func newAuditKey() []byte {
+	k := make([]byte, AuditKeySize)
+	if _, err := rand.Read(k); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return k
+}
+
+// putAuditKey stores key sealed under a.
+func putAuditKey(meta *bbolt.Bucket, a cipher.AEAD, key []byte) error {
+	return meta.Put(keyAuditKey, []byte(seal(a, base64.StdEncoding.EncodeToString(key), auditKeyAAD)))
+}
+
+// openAuditKey returns the stored audit key opened with a; nil and no
+// error when none is stored.
+func openAuditKey(meta *bbolt.Bucket, a cipher.AEAD) ([]byte, error) {
+	v := meta.Get(keyAuditKey)
+	if v == nil {
+		return nil, nil
+	}
+	plain, err := unseal(a, string(v), auditKeyAAD)
+	if err != nil {
+		return nil, fmt.Errorf("the stored audit key does not open: it was changed or replaced: %w", err)
+	}
+	k, err := base64.StdEncoding.DecodeString(plain)
+	if err != nil || len(k) != AuditKeySize {
+		return nil, errors.New("the stored audit key is corrupt")
+	}
+	return k, nil
+}
+
+// loadAuditKey opens the audit key into s. A key that does not open is
+// not an Open error (the master key passed its check, so the file was
+// tampered with): appends then fail and VerifyAudit reports it.
+func (s *Store) loadAuditKey(tx *bbolt.Tx) {
+	if s.aead == nil {
+		return
+	}
+	s.auditKey, s.auditKeyErr = openAuditKey(tx.Bucket(bktMeta), s.aead)
+	if s.auditKey == nil && s.auditKeyErr == nil {
+		s.auditKeyErr = errors.New("the store has no audit key (it was removed, or the store was never opened for writing with a master key)")
+	}
+}
+
+// keyPath is <data>/master.key for this store's file, for messages.
+func (s *Store) keyPath() string { return filepath.Join(filepath.Dir(s.Path()), MasterKeyFile) }
+
+// writeAuditKey returns the key that signs new audit entries, or why
+// there is none.
+func (s *Store) writeAuditKey() ([]byte, error) {
+	switch {
+	case s.aead == nil:
+		return nil, &keyNeededError{what: "writing the audit log", keyPath: s.keyPath()}
+	case s.auditKey == nil:
+		return nil, fmt.Errorf("cannot write the audit log: %w", s.auditKeyErr)
+	}
+	return s.auditKey, nil
 }
 
 // checkKey verifies the master key against the stored check value, if
@@ -187,34 +275,51 @@ func openConfig(a cipher.AEAD, c *plugin.Configuration) error {
 	})
 }
 
+// LoadMasterKey finds the master key like ResolveMasterKey but never
+// generates one: with none configured and no <dataDir>/master.key it
+// returns an error matching ErrNoMasterKey (errors.Is) that says where a
+// key can come from. Offline commands that need the key (audit verify,
+// token create and revoke) use it. Errors never contain the key.
+func LoadMasterKey(b64, keyFile, dataDir string) ([]byte, error) {
+	if strings.TrimSpace(b64) != "" {
+		k, err := decodeKey(b64)
+		if err != nil {
+			return nil, fmt.Errorf("URE_MASTER_KEY: %w", err)
+		}
+		return k, nil
+	}
+	if keyFile != "" {
+		return readKeyFile(keyFile)
+	}
+	path := filepath.Join(dataDir, MasterKeyFile)
+	if dataDir == "" {
+		path = filepath.Join("<data>", MasterKeyFile)
+	}
+	k, err := readKeyFile(path)
+	if dataDir == "" || errors.Is(err, fs.ErrNotExist) {
+		return nil, &keyNeededError{keyPath: path}
+	}
+	return k, err
+}
+
 // ResolveMasterKey finds the master key: b64 (URE_MASTER_KEY) wins, then
 // keyFile (--master-key-file), then <dataDir>/master.key, which is
 // generated (32 random bytes, base64, mode 0600) when absent; generated
 // is then true so the caller can warn. Keys are standard or URL-safe
 // base64 of exactly 32 bytes. Errors never contain the key.
 func ResolveMasterKey(b64, keyFile, dataDir string) (key []byte, generated bool, err error) {
-	if strings.TrimSpace(b64) != "" {
-		k, err := decodeKey(b64)
-		if err != nil {
-			return nil, false, fmt.Errorf("URE_MASTER_KEY: %w", err)
-		}
-		return k, false, nil
-	}
-	if keyFile != "" {
-		k, err := readKeyFile(keyFile)
+	if strings.TrimSpace(b64) != "" || keyFile != "" {
+		k, err := LoadMasterKey(b64, keyFile, dataDir)
 		return k, false, err
 	}
 	if dataDir == "" {
 		return nil, false, errors.New("no master key: set URE_MASTER_KEY, --master-key-file or a data directory")
 	}
+	k, err := LoadMasterKey("", "", dataDir)
+	if !errors.Is(err, ErrNoMasterKey) {
+		return k, false, err
+	}
 	path := filepath.Join(dataDir, MasterKeyFile)
-	k, err := readKeyFile(path)
-	if err == nil {
-		return k, false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, err
-	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("create data directory: %w", err)
 	}
@@ -263,7 +368,8 @@ func decodeKey(s string) ([]byte, error) {
 
 // RotateMasterKey re-seals every stored secret of the store file at path
 // from oldKey to newKey in one transaction and returns how many values it
-// re-sealed. The store must not be open elsewhere. Afterwards oldKey opens
+// re-sealed (configuration secrets; the audit key, re-sealed in the same
+// transaction so the audit chain still verifies, is not counted). The store must not be open elsewhere. Afterwards oldKey opens
 // nothing; on any error nothing changed.
 func RotateMasterKey(path string, oldKey, newKey []byte) (int, error) {
 	oldA, err := newAEAD(oldKey)
@@ -297,11 +403,12 @@ func RotateMasterKey(path string, oldKey, newKey []byte) (int, error) {
 	return n, nil
 }
 
-// rotate re-seals every configuration's secrets and the key check value.
+// rotate re-seals every configuration's secrets, the audit key (created
+// if the store has none yet) and the key check value.
 func rotate(tx *bbolt.Tx, oldA, newA cipher.AEAD) (int, error) {
 	meta := tx.Bucket(bktMeta)
 	configs := tx.Bucket(bktConfigs)
-	if meta == nil || configs == nil {
+	if meta == nil || configs == nil || tx.Bucket(bktAudit) == nil {
 		return 0, errors.New("not a mimecast-ure store")
 	}
 	if err := checkKeyWith(tx, oldA); err != nil {
@@ -342,6 +449,18 @@ func rotate(tx *bbolt.Tx, oldA, newA cipher.AEAD) (int, error) {
 	}
 	for _, e := range out {
 		if err := configs.Put(e.k, e.v); err != nil {
+			return 0, err
+		}
+	}
+	auditKey, err := openAuditKey(meta, oldA)
+	if err != nil {
+		return 0, err
+	}
+	if auditKey == nil && tx.Bucket(bktAudit).Sequence() == 0 {
+		auditKey = newAuditKey()
+	}
+	if auditKey != nil {
+		if err := putAuditKey(meta, newA, auditKey); err != nil {
 			return 0, err
 		}
 	}

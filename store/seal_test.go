@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,9 +98,9 @@ func TestOpenWithoutKey(t *testing.T) {
 	if err := s.CreateConfiguration(ctx, testConfig("x")); !errors.Is(err, ErrNoKey) {
 		t.Errorf("CreateConfiguration without a key: err = %v, want ErrNoKey", err)
 	}
-	// Everything that holds no secret works.
-	if err := s.AppendAudit(ctx, plugin.AuditEntry{Actor: "cli", Action: "x"}); err != nil {
-		t.Errorf("AppendAudit without a key: %v", err)
+	// The audit log is keyed by a key sealed under the master key.
+	if err := s.AppendAudit(ctx, plugin.AuditEntry{Actor: "cli", Action: "x"}); !errors.Is(err, ErrNoMasterKey) {
+		t.Errorf("AppendAudit without a key: err = %v, want ErrNoMasterKey", err)
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "x.db"), Options{MasterKey: []byte("short")}); err == nil {
 		t.Errorf("Open with a 5-byte key succeeded")
@@ -259,6 +260,56 @@ func TestResolveMasterKey(t *testing.T) {
 			t.Errorf("no error without any source")
 		}
 	})
+}
+
+func TestLoadMasterKey(t *testing.T) {
+	key := testKey(7)
+	b64 := base64.StdEncoding.EncodeToString(key)
+	withKey := t.TempDir()
+	if err := os.WriteFile(filepath.Join(withKey, MasterKeyFile), []byte(b64+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badKey := t.TempDir()
+	if err := os.WriteFile(filepath.Join(badKey, MasterKeyFile), []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	tests := []struct {
+		name, b64, file, dir string
+		wantKey, wantNoKey   bool
+	}{
+		{"env", b64, "", empty, true, false},
+		{"file flag", "", filepath.Join(withKey, MasterKeyFile), empty, true, false},
+		{"data dir", "", "", withKey, true, false},
+		{"bad data dir key", "", "", badKey, false, false},
+		{"file flag missing", "", filepath.Join(empty, "nope"), empty, false, false},
+		{"none in data dir", "", "", empty, false, true},
+		{"no data dir", "", "", "", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := LoadMasterKey(tt.b64, tt.file, tt.dir)
+			if tt.wantKey {
+				if err != nil || !bytes.Equal(got, key) {
+					t.Errorf("got %d bytes, %v; want the key", len(got), err)
+				}
+				return
+			}
+			if err == nil || got != nil {
+				t.Fatalf("got %d bytes, no error; want an error", len(got))
+			}
+			if errors.Is(err, ErrNoMasterKey) != tt.wantNoKey {
+				t.Errorf("err = %v; errors.Is(ErrNoMasterKey) = %v, want %v", err, !tt.wantNoKey, tt.wantNoKey)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(empty, MasterKeyFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("LoadMasterKey created a key file: %v", err)
+	}
+	_, err := LoadMasterKey("", "", empty)
+	if want := "no master key: set URE_MASTER_KEY or --master-key-file, or keep " + filepath.Join(empty, MasterKeyFile); err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q", err, want)
+	}
 }
 
 func TestUnsealCorrupt(t *testing.T) {

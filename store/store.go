@@ -4,15 +4,20 @@
 // tokens, idempotency records, small state documents and a hash-chained
 // audit log. *Store implements plugin.Store.
 //
+// The audit chain is keyed: each entry's Hash is an HMAC-SHA256 under a
+// random audit key that is stored sealed under the master key, so editing
+// the file without the master key cannot produce a chain that verifies.
+//
 // Layout (top-level buckets, all created at Open):
 //
-//	meta       schema version, the master-key check value, the audit head
+//	meta       schema version, the master-key check value, the sealed
+//	           audit key, the audit head
 //	configs    name -> configuration JSON, secret fields sealed
 //	data       name -> per-configuration bucket: status, snapshot, events
 //	           and their indexes, rejected records, checkpoints, marks, state
 //	idem       key -> idempotency record; idemexp expiry index for cleanup
 //	tokens     id -> token JSON; tokenhash SHA-256 hex -> id
-//	audit      big-endian seq -> entry JSON (hash-chained); audittime
+//	audit      big-endian seq -> entry JSON (HMAC-chained); audittime
 //	           indexes it by time for Since queries
 //
 // Deleting a configuration deletes its data bucket, so nothing is left behind.
@@ -25,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -52,6 +58,7 @@ var (
 	keySchema    = []byte("schema")
 	keyKeyCheck  = []byte("keycheck")
 	keyAuditHead = []byte("audithead")
+	keyAuditKey  = []byte("auditkey")
 )
 
 const schemaVersion = "1"
@@ -69,9 +76,10 @@ const DefaultTimeout = time.Second
 
 // Options configures Open.
 type Options struct {
-	// MasterKey is the 32-byte key that seals secrets. It may be nil for
-	// tools that never touch configurations (audit verify, tokens); then
-	// any configuration read or write fails with a clear error.
+	// MasterKey is the 32-byte key that seals secrets and the audit key.
+	// It may be nil for tools that only read tokens or the audit log; then
+	// configuration reads and writes, audit appends (and so token
+	// creation and revocation) and VerifyAudit fail with a clear error.
 	MasterKey []byte
 	// Now is the clock (idempotency expiry, TouchToken); nil is time.Now.
 	Now func() time.Time
@@ -88,13 +96,19 @@ type Options struct {
 type Store struct {
 	db   *bbolt.DB
 	aead cipher.AEAD // nil when opened without a master key
-	now  func() time.Time
-	log  zerolog.Logger
+	// auditKey keys the audit chain; nil without a master key, or when
+	// the stored audit key does not open (auditKeyErr says why).
+	auditKey    []byte
+	auditKeyErr error
+	now         func() time.Time
+	log         zerolog.Logger
 }
 
 // Open opens (creating if needed) the bbolt file at path, creates every
 // bucket and checks the master key against the value sealed at first use:
-// a different key fails with ErrWrongKey instead of garbage later.
+// a different key fails with ErrWrongKey instead of garbage later. With a
+// master key, a read-write Open also creates the audit key (32 random
+// bytes, sealed) the first time.
 func Open(path string, opts Options) (*Store, error) {
 	s := &Store{now: opts.Now, log: opts.Logger.With().Str("component", "store").Logger()}
 	if s.now == nil {
@@ -124,7 +138,11 @@ func Open(path string, opts Options) (*Store, error) {
 			if tx.Bucket(bktMeta) == nil {
 				return fmt.Errorf("%s is not a mimecast-ure store", path)
 			}
-			return s.checkKey(tx)
+			if err := s.checkKey(tx); err != nil {
+				return err
+			}
+			s.loadAuditKey(tx)
+			return nil
 		})
 	} else {
 		err = db.Update(func(tx *bbolt.Tx) error {
@@ -143,9 +161,23 @@ func Open(path string, opts Options) (*Store, error) {
 			if err := s.checkKey(tx); err != nil {
 				return err
 			}
-			if s.aead != nil && meta.Get(keyKeyCheck) == nil {
-				return putKeyCheck(meta, s.aead)
+			if s.aead == nil {
+				return nil
 			}
+			if meta.Get(keyKeyCheck) == nil {
+				if err := putKeyCheck(meta, s.aead); err != nil {
+					return err
+				}
+			}
+			// A missing audit key is only created for an empty log: one
+			// removed from a file with entries must not be replaced
+			// silently (VerifyAudit reports it).
+			if meta.Get(keyAuditKey) == nil && tx.Bucket(bktAudit).Sequence() == 0 {
+				if err := putAuditKey(meta, s.aead, newAuditKey()); err != nil {
+					return err
+				}
+			}
+			s.loadAuditKey(tx)
 			return nil
 		})
 	}
@@ -190,8 +222,25 @@ func u64(v uint64) []byte {
 	return b
 }
 
+// minIndexTime and maxIndexTime bound the times the indexes can tell
+// apart: those whose UnixNano fits in an int64 (about 1678 to 2262).
+var (
+	minIndexTime = time.Unix(0, math.MinInt64)
+	maxIndexTime = time.Unix(0, math.MaxInt64)
+)
+
 // timeBits maps a time to an unsigned number that sorts like the time.
-func timeBits(t time.Time) uint64 { return uint64(t.UnixNano()) ^ (1 << 63) }
+// Times outside the int64 nanosecond range are clamped to its ends (so a
+// Since in the year 2300 matches nothing instead of wrapping around).
+func timeBits(t time.Time) uint64 {
+	switch {
+	case t.Before(minIndexTime):
+		return 0
+	case t.After(maxIndexTime):
+		return math.MaxUint64
+	}
+	return uint64(t.UnixNano()) ^ (1 << 63)
+}
 
 func bitsTime(v uint64) time.Time { return time.Unix(0, int64(v^(1<<63))).UTC() }
 

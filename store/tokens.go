@@ -19,29 +19,61 @@ import (
 const touchEvery = time.Minute
 
 // CreateToken stores a token (its Hash, never its value); ECONFLICT if the
-// id or the hash is already stored.
+// id or the hash is already stored. Every change to access rights is
+// audited, so a store that cannot write the audit log (opened without the
+// master key) refuses it with an error matching ErrNoMasterKey.
 func (s *Store) CreateToken(ctx context.Context, t plugin.Token) error {
 	if t.ID == "" || t.Hash == "" {
 		return plugin.Errorf(plugin.EINVALID, "a token needs an id and a hash")
+	}
+	if _, err := s.writeAuditKey(); err != nil {
+		return fmt.Errorf("create token: %w", err)
 	}
 	return s.update(ctx, func(tx *bbolt.Tx) error { return createToken(tx, t) })
 }
 
 // TokenByHash finds a token by the SHA-256 hex of its value; ENOTFOUND.
 // The hash is looked up as a key, so no stored value is compared with the
-// caller's input byte by byte.
+// caller's input byte by byte. An unknown hash costs what a known one
+// does: the token lookup and the decoding of a record of a token's size
+// happen either way, so a failed login's timing does not tell an unknown
+// value from a revoked or expired one.
 func (s *Store) TokenByHash(ctx context.Context, hash string) (plugin.Token, error) {
 	var t plugin.Token
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		id := tx.Bucket(bktTokenHash).Get([]byte(hash))
 		if id == nil {
-			return notFound("no such token")
+			missToken(tx)
+			return errNoSuchToken
 		}
 		var err error
 		t, err = getToken(tx, string(id))
 		return err
 	})
 	return t, err
+}
+
+// errNoSuchToken is TokenByHash's miss, built once so that a miss costs
+// no more than a hit.
+var errNoSuchToken = &plugin.Error{Code: plugin.ENOTFOUND, Message: "no such token"}
+
+// dummyTokenID is never a token id (ids are generated without spaces).
+const dummyTokenID = "no such token"
+
+// dummyToken is a token record of typical size that missToken decodes.
+const dummyToken = `{"id":"tok_00000000000000000000","name":"dummy","owner":"nobody@example.invalid",` +
+	`"role":"viewer","hash":"0000000000000000000000000000000000000000000000000000000000000000",` +
+	`"created_at":"2000-01-01T00:00:00Z","last_used_at":"2000-01-01T00:00:00Z"}`
+
+// missToken does on a miss the work a hit does after the index lookup: a
+// lookup in the tokens bucket and the decoding of a token record.
+func missToken(tx *bbolt.Tx) {
+	v := tx.Bucket(bktTokens).Get([]byte(dummyTokenID))
+	if v == nil {
+		v = []byte(dummyToken)
+	}
+	var t plugin.Token
+	_ = json.Unmarshal(v, &t)
 }
 
 // Tokens lists every token, revoked ones too, oldest first (ties by id).
@@ -55,8 +87,12 @@ func (s *Store) Tokens(ctx context.Context) ([]plugin.Token, error) {
 }
 
 // RevokeToken marks a token revoked at at; ENOTFOUND. Revoking twice
-// keeps the first time.
+// keeps the first time. Like CreateToken it needs a store that can write
+// the audit log.
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error {
+	if _, err := s.writeAuditKey(); err != nil {
+		return fmt.Errorf("revoke token %s: %w", id, err)
+	}
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		t, err := getToken(tx, id)
 		if err != nil || !t.RevokedAt.IsZero() {

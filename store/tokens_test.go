@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +60,28 @@ func TestTokens(t *testing.T) {
 	got, _ = s.TokenByHash(ctx, "h2")
 	if !got.RevokedAt.Equal(now.Add(time.Minute)) {
 		t.Errorf("RevokedAt = %v, want the first revocation %v", got.RevokedAt, now.Add(time.Minute))
+	}
+}
+
+// TestTokenByHashMissDoesHitWork checks, through allocations (which do not
+// depend on the machine's speed), that an unknown hash costs what a known
+// one does: a miss also decodes a token record, so a failed login's timing
+// does not tell an unknown value from a revoked or expired one.
+func TestTokenByHashMissDoesHitWork(t *testing.T) {
+	ctx := context.Background()
+	s, clk, _ := newStore(t)
+	tok := plugin.Token{
+		ID: "tok_0123456789abcdef0123456789", Name: "ci deploy", Owner: "alice@acme.com", Role: plugin.RoleOperator,
+		Hash: strings.Repeat("ab", 32), CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour),
+		RevokedAt: clk.Now(), Configurations: []string{"acme"},
+	}
+	if err := s.CreateToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	hit := testing.AllocsPerRun(200, func() { _, _ = s.TokenByHash(ctx, tok.Hash) })
+	miss := testing.AllocsPerRun(200, func() { _, _ = s.TokenByHash(ctx, strings.Repeat("cd", 32)) })
+	if miss < hit*0.8 || miss > hit*1.25 {
+		t.Errorf("allocations per lookup: miss %.0f, hit %.0f; want them within 25%%", miss, hit)
 	}
 }
 
@@ -184,5 +207,24 @@ func TestMarkOnceAndState(t *testing.T) {
 	v, err := s.State(ctx, "acme", "controls")
 	if err != nil || !bytes.Equal(v, []byte(`{"n":2}`)) {
 		t.Errorf("State = %q, %v", v, err)
+	}
+}
+
+// BenchmarkTokenByHash compares a known (revoked) and an unknown hash.
+func BenchmarkTokenByHash(b *testing.B) {
+	ctx := context.Background()
+	s := benchStore(b)
+	now := time.Now()
+	tok := plugin.Token{ID: "tok_bench", Name: "bench", Owner: "o", Role: plugin.RoleViewer, Hash: strings.Repeat("ab", 32), CreatedAt: now, RevokedAt: now}
+	if err := s.CreateToken(ctx, tok); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct{ name, hash string }{{"hit", tok.Hash}, {"miss", strings.Repeat("cd", 32)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = s.TokenByHash(ctx, bc.hash)
+			}
+		})
 	}
 }
