@@ -50,6 +50,11 @@ const (
 	DefaultMaxAttempts = 5
 	DefaultMaxWait     = 5 * time.Minute
 	DefaultBackoff     = time.Second
+	// DefaultRemoveBodyLimit is the byte size remove-group-member bodies
+	// are kept under (plugin contract §6).
+	DefaultRemoveBodyLimit = 2048
+	// DefaultMaxPages bounds the pages one list call follows.
+	DefaultMaxPages = 1 << 20
 	// MinRateLimitWait is the floor of a 429's wait (spec §4 recommends
 	// max(X-RateLimit-Reset, 1 s)).
 	MinRateLimitWait = time.Second
@@ -87,11 +92,15 @@ type Options struct {
 	BatchSize int
 	// Timeout bounds every HTTP attempt, body included (default 30 s).
 	Timeout time.Duration
-	// RemoveBodyLimit, when > 0, also splits remove-group-member calls so
-	// no body exceeds that many bytes (Netskope's client reports Mimecast
-	// refusing remove bodies over 2048 bytes; unverified, so off by
-	// default). A single member always goes out, whatever its size.
+	// RemoveBodyLimit also splits remove-group-member calls so no body
+	// exceeds that many bytes (default 2048, DefaultRemoveBodyLimit: the
+	// plugin contract's limit, from a live API error reported by another
+	// client; a negative value turns the limit off). A single member
+	// always goes out, whatever its size.
 	RemoveBodyLimit int
+	// MaxPages bounds the pages one list call follows (default
+	// DefaultMaxPages); reaching it is an error, not a short success.
+	MaxPages int
 	// MaxAttempts bounds the attempts of one call (default 5).
 	MaxAttempts int
 	// MaxWait caps a single wait. A backoff longer than it is cut to it; a
@@ -195,6 +204,12 @@ func New(opts Options) (*Client, error) {
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = DefaultBackoff
+	}
+	if o.RemoveBodyLimit == 0 {
+		o.RemoveBodyLimit = DefaultRemoveBodyLimit
+	}
+	if o.MaxPages <= 0 {
+		o.MaxPages = DefaultMaxPages
 	}
 	if o.Now == nil {
 		o.Now = time.Now

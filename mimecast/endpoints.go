@@ -25,17 +25,17 @@ const (
 
 // Mimecast error codes the client gives a meaning to.
 const (
-	CodeAlreadyMember      = "err_folder_group_member_already_exists"
-	CodeNotMember          = "err_folder_email_address_not_found"
-	CodeForbiddenForAddr   = "err_xdk_operation_forbidden_for_address"
-	CodeInvalidSignature   = "err_xdk_invalid_signature"
-	CodeBindingExpired     = "err_xdk_binding_expired"
-	CodeForbidden          = "err_xdk_forbidden"
-	reasonAlreadyMember    = "already a member"
-	reasonNotMember        = "not a member"
-	reasonNotManaged       = "address not managed by this Mimecast account"
-	reasonNoResult         = "no result from Mimecast"
-	maxPagesBeforeGivingUp = 1 << 20 // a loop guard, never reached in practice
+	CodeAlreadyMember    = "err_folder_group_member_already_exists"
+	CodeNotMember        = "err_folder_email_address_not_found"
+	CodeForbiddenForAddr = "err_xdk_operation_forbidden_for_address"
+	CodeInvalidSignature = "err_xdk_invalid_signature"
+	CodeBindingExpired   = "err_xdk_binding_expired"
+	CodeForbidden        = "err_xdk_forbidden"
+	reasonAlreadyMember  = "already a member"
+	reasonNotMember      = "not a member"
+	reasonNotManaged     = "address not managed by this Mimecast account"
+	reasonNoResult       = "no result from Mimecast"
+	causeSameToken       = "Mimecast returned the same page token twice"
 )
 
 // pageMeta is the request meta of a list call.
@@ -62,8 +62,11 @@ func mustJSON(v any) []byte {
 
 // pages calls endpoint page after page, following meta.pagination.next,
 // and hands each page's envelope to fn. recordsInData says the records
-// are data[] itself (not wrapped in data[0]), to pre-size it. It stops on a missing or empty
-// next token, on a page fn reports as empty, or on an error.
+// are data[] itself (not wrapped in data[0]), to pre-size it. It stops on
+// a missing or empty next token, on a page fn reports as empty, or on an
+// error. A next token equal to the one just sent (Mimecast would answer
+// the same page forever) and more than MaxPages pages are errors
+// (KindUnavailable), never a silent success with repeated data.
 func pages[T, D any](ctx context.Context, c *Client, endpoint string, pageSize int, data []D, recordsInData bool,
 	fn func(env *envelope[T]) (records int, err error)) error {
 	pageSize = clamp(pageSize, c.opts.PageSize, MaxPageSize)
@@ -76,7 +79,11 @@ func pages[T, D any](ctx context.Context, c *Client, endpoint string, pageSize i
 		b.Data = []D{}
 	}
 	b.Meta.Pagination.PageSize = pageSize
-	for page := 0; page < maxPagesBeforeGivingUp; page++ {
+	for page := 0; ; page++ {
+		if page == c.opts.MaxPages {
+			return &APIError{Kind: KindUnavailable, Endpoint: endpoint, Status: 200,
+				cause: fmt.Sprintf("gave up after %d pages: Mimecast kept returning a next page token", page)}
+		}
 		env, err := call[T](ctx, c, request{endpoint: endpoint, body: mustJSON(b), idempotent: true, capHint: hint})
 		if err != nil {
 			if page > 0 {
@@ -92,9 +99,12 @@ func pages[T, D any](ctx context.Context, c *Client, endpoint string, pageSize i
 		if next == "" || n == 0 {
 			return nil
 		}
+		if next == b.Meta.Pagination.PageToken {
+			return &APIError{Kind: KindUnavailable, Endpoint: endpoint, Status: 200,
+				cause: fmt.Sprintf("%s (page %d)", causeSameToken, page+1)}
+		}
 		b.Meta.Pagination.PageToken = next
 	}
-	return nil
 }
 
 // Account returns get-account (plugin.Account.HasAwareness tells whether

@@ -498,3 +498,143 @@ func TestRemoveBodyLimit(t *testing.T) {
 		t.Errorf("got %d add calls, want 1", n)
 	}
 }
+
+// listCalls are the four paginated calls, each returning one record per
+// page from a server that answers every page with two records.
+var listCalls = []struct {
+	name string
+	run  func(c *mimecast.Client) (records int, err error)
+}{
+	{"grades", func(c *mimecast.Client) (int, error) {
+		n := 0
+		err := c.EachGradePage(context.Background(), 2, func(p []plugin.UserGrade) error { n += len(p); return nil })
+		return n, err
+	}},
+	{"find groups", func(c *mimecast.Client) (int, error) {
+		g, err := c.FindGroups(context.Background(), "")
+		return len(g), err
+	}},
+	{"group members", func(c *mimecast.Client) (int, error) {
+		m, err := c.GroupMembers(context.Background(), "grp")
+		return len(m), err
+	}},
+	{"url logs", func(c *mimecast.Client) (int, error) {
+		n := 0
+		err := c.EachLogPage(context.Background(), plugin.LogURL, plugin.LogQuery{}, func(p plugin.LogPage) error { n += len(p.Records); return nil })
+		return n, err
+	}},
+}
+
+// anyPage answers every list endpoint with two records and the next token.
+func anyPage(w http.ResponseWriter, r *sentRequest, next string) {
+	var data string
+	switch r.Path {
+	case mimecast.PathSafeScoreDetails:
+		data = `{"emailAddress":"a@x","risk":"A"},{"emailAddress":"b@x","risk":"B"}`
+	case mimecast.PathFindGroups:
+		data = `{"folders":[{"id":"g1","description":"One"},{"id":"g2","description":"Two"}]}`
+	case mimecast.PathGetGroupMembers:
+		data = `{"groupMembers":[{"emailAddress":"a@x"},{"emailAddress":"b@x"}]}`
+	case mimecast.PathURLLogs:
+		data = `{"clickLogs":[{"userEmailAddress":"a@x"},{"userEmailAddress":"b@x"}]}`
+	}
+	writeJSON(w, 200, []byte(`{"meta":{"status":200,"pagination":{"next":"`+next+`"}},"data":[`+data+`],"fail":[]}`))
+}
+
+func TestPaginationRepeatedTokenIsAnError(t *testing.T) {
+	for _, lc := range listCalls {
+		t.Run(lc.name, func(t *testing.T) {
+			rec := &recorder{reply: func(n int, w http.ResponseWriter, r *sentRequest) {
+				if n > 10 {
+					t.Errorf("call %d: the client keeps following a repeated token", n)
+					writeJSON(w, 200, []byte(`{"meta":{"status":200},"data":[],"fail":[]}`))
+					return
+				}
+				next := "tok-A"
+				if n >= 2 {
+					next = pageToken(r) // from the third page on, the token sent comes back
+				}
+				if n == 1 {
+					next = "tok-B"
+				}
+				anyPage(w, r, next)
+			}}
+			srv := newServer(t, rec)
+			c, _ := newClient(t, srv.URL, nil)
+			records, err := lc.run(c)
+			if err == nil {
+				t.Fatalf("got %d records and no error, want an error for the repeated token", records)
+			}
+			if code := plugin.ErrorCode(err); code != plugin.EUNAVAILABLE || !strings.Contains(err.Error(), "Mimecast returned the same page token twice") {
+				t.Errorf("got %v (code %s), want unavailable: Mimecast returned the same page token twice", err, code)
+			}
+			if n := len(rec.Requests()); n != 3 {
+				t.Errorf("got %d calls, want 3 (tokens \"\", tok-A, tok-B)", n)
+			}
+		})
+	}
+}
+
+func TestPaginationMaxPagesIsAnError(t *testing.T) {
+	for _, lc := range listCalls {
+		t.Run(lc.name, func(t *testing.T) {
+			rec := &recorder{reply: func(n int, w http.ResponseWriter, r *sentRequest) {
+				anyPage(w, r, fmt.Sprintf("p%d", n+1))
+			}}
+			srv := newServer(t, rec)
+			c, _ := newClient(t, srv.URL, func(o *mimecast.Options) { o.MaxPages = 4 })
+			records, err := lc.run(c)
+			if err == nil || plugin.ErrorCode(err) != plugin.EUNAVAILABLE || !strings.Contains(err.Error(), "gave up after 4 pages") {
+				t.Errorf("got %d records, err %v; want unavailable: gave up after 4 pages", records, err)
+			}
+			if n := len(rec.Requests()); n != 4 {
+				t.Errorf("got %d calls, want 4", n)
+			}
+		})
+	}
+}
+
+func TestRemoveBodyLimitByDefault(t *testing.T) {
+	gid := "eNo1jk0LgjAAhv_LzhrzI0uhgwh9WCCmFR27jLnhlpvbXNNC_PfNoPfy8B6eB54P6KpOKOLYAAnG4nYgvjSQWtEJZiwa5ZjfyOopyMGyFEzbjXRFNdTlyhE2hl6pCn0ck0bDafnHKQGAyoL5cbgZGMTmNjpmShOTzMWl0FLbsJhJN4m5X27M42aRN0Aj1XQpgbzFb5a1iQ6DtxaLftd4"
+	emails := make([]string, 50)
+	for i := range emails {
+		emails[i] = fmt.Sprintf("a.rather.long.mailbox.name.for.testing.%02d@subsidiary.example-corporation.com", i)
+	}
+	for _, tt := range []struct {
+		name      string
+		limit     int
+		wantCalls int // 0: more than one, each body at most 2048 bytes
+	}{
+		{"default 2048", 0, 0},
+		{"turned off", -1, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{reply: memberEcho}
+			srv := newServer(t, rec)
+			c, _ := newClient(t, srv.URL, func(o *mimecast.Options) { o.BatchSize = 100; o.RemoveBodyLimit = tt.limit })
+			got, err := c.RemoveMembers(context.Background(), gid, emails)
+			if err != nil {
+				t.Fatalf("RemoveMembers: %v", err)
+			}
+			for i, r := range got {
+				if r.Email != emails[i] || r.Status != plugin.Done {
+					t.Errorf("result %d: %+v", i, r)
+				}
+			}
+			reqs := rec.Requests()
+			total := 0
+			for i, r := range reqs {
+				if tt.wantCalls == 0 && len(r.RawBody) > mimecast.DefaultRemoveBodyLimit {
+					t.Errorf("call %d: body of %d bytes, want at most %d", i, len(r.RawBody), mimecast.DefaultRemoveBodyLimit)
+				}
+				total += len(dataItems(&r))
+			}
+			if len(got) != 50 || total != 50 {
+				t.Errorf("got %d results, %d items sent; want 50", len(got), total)
+			}
+			if tt.wantCalls == 0 && len(reqs) < 2 || tt.wantCalls > 0 && len(reqs) != tt.wantCalls {
+				t.Errorf("got %d calls, want %v", len(reqs), map[bool]string{true: "several", false: fmt.Sprint(tt.wantCalls)}[tt.wantCalls == 0])
+			}
+		})
+	}
+}
