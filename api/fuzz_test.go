@@ -121,9 +121,25 @@ func FuzzQueryParameters(f *testing.F) {
 	})
 }
 
+// fuzzRecords and fuzzBody mirror the API's bodies: an embedded struct
+// whose Go name must never reach an error's field.
+type fuzzRecords struct {
+	Records []struct {
+		UID string `json:"uid"`
+	} `json:"records"`
+}
+
+type fuzzBody struct {
+	fuzzRecords
+	Action *plugin.Action `json:"action"`
+}
+
 // FuzzDecode drives the body decoder alone, strict and lenient.
 func FuzzDecode(f *testing.F) {
 	for _, s := range configSeeds() {
+		f.Add([]byte(s))
+	}
+	for _, s := range []string{`{"records":[{"uid":7}]}`, `{"records":"x"}`, `{"action":{"parameters":{"g":1}}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -132,6 +148,15 @@ func FuzzDecode(f *testing.F) {
 			if err := api.DecodeForTest(raw, &c, strict); err != nil {
 				if code := plugin.ErrorCode(err); code != plugin.EINVALID {
 					t.Fatalf("decode error code %q for %q", code, raw)
+				}
+			}
+			var b fuzzBody
+			if err := api.DecodeForTest(raw, &b, strict); err != nil {
+				if code := plugin.ErrorCode(err); code != plugin.EINVALID {
+					t.Fatalf("decode error code %q for %q", code, raw)
+				}
+				if pe, ok := err.(*plugin.Error); ok && strings.Contains(pe.Field, "fuzzRecords") && !strings.Contains(string(raw), "fuzzRecords") {
+					t.Fatalf("field %q names a Go type for %q", pe.Field, raw)
 				}
 			}
 		}
