@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +21,9 @@ import (
 // events, the records set aside and the advanced checkpoint are stored in
 // one transaction, so a crash or an upstream failure resumes exactly where
 // the store stands; stable event ids make re-reads harmless. After each
-// commit the controls act on the events and nudges go out. Retention,
+// commit the controls act on the events and nudges go out (a nudge that
+// fails is kept pending and retried by the next pull). Whether a pull is
+// running or queued is kept per configuration (EventsPullState). Retention,
 // the per-user score cache and the read side (status, listing, user
 // explanation, targets) live here too.
 
@@ -64,6 +67,7 @@ type eventState struct {
 
 	loops   map[string]*eventLoop
 	pulling map[string]chan struct{} // one-slot semaphore per configuration
+	runs    map[string]*pullRun      // running/queued state per configuration
 	scores  map[string]*userScores
 	builds  map[string]*sync.Mutex // serializes score-cache builds
 
@@ -83,6 +87,7 @@ func newEventState() *eventState {
 		cancel:  cancel,
 		loops:   map[string]*eventLoop{},
 		pulling: map[string]chan struct{}{},
+		runs:    map[string]*pullRun{},
 		scores:  map[string]*userScores{},
 		builds:  map[string]*sync.Mutex{},
 		sleep:   sleepCtx,
@@ -125,6 +130,77 @@ func (st *eventState) semaphore(name string) chan struct{} {
 		st.pulling[name] = sem
 	}
 	return sem
+}
+
+// EventsPullState is whether a configuration's event pull is running, as
+// EventsPullState returns it. The times come from the service's clock.
+type EventsPullState struct {
+	// Running is true while a pull reads the logs. Until it is false
+	// again the checkpoints show a pull in progress, not a finished one.
+	Running bool `json:"running"`
+	// Queued is true when a pull was asked for while one ran: exactly
+	// one follow-up pull starts when the running one ends.
+	Queued bool `json:"queued"`
+	// StartedAt is when the last pull started (zero: none yet).
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// FinishedAt is when the last pull finished (zero: none yet). While
+	// Running it is the end of the previous pull.
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// Pulls counts the pulls finished since the service started: a caller
+	// waiting for "its" pull notes it first and waits until it grows with
+	// Running and Queued false.
+	Pulls int `json:"pulls"`
+	// Error is the last finished pull's error, safe to show ("" when it
+	// succeeded).
+	Error string `json:"error,omitempty"`
+}
+
+// pullRun is one configuration's pull state (guarded by eventState.mu).
+type pullRun struct {
+	EventsPullState
+	// changed is closed and replaced on every change (WaitEventsIdle).
+	changed chan struct{}
+}
+
+// runLocked returns name's pull state, creating it (st.mu held).
+func (st *eventState) runLocked(name string) *pullRun {
+	r := st.runs[name]
+	if r == nil {
+		r = &pullRun{changed: make(chan struct{})}
+		st.runs[name] = r
+	}
+	return r
+}
+
+func (r *pullRun) notifyLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// beginRunLocked records that a pull starts now (st.mu held, the pull's
+// semaphore taken). fromQueue clears the queued follow-up it is.
+func (s *Service) beginRunLocked(name string, fromQueue bool) {
+	r := s.events.runLocked(name)
+	r.Running, r.StartedAt = true, s.now().UTC()
+	if fromQueue {
+		r.Queued = false
+	}
+	r.notifyLocked()
+}
+
+// endRun records that the running pull finished with err.
+func (s *Service) endRun(name string, err error) {
+	st := s.events
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	r := st.runLocked(name)
+	r.Running, r.FinishedAt = false, s.now().UTC()
+	r.Pulls++
+	r.Error = ""
+	if err != nil {
+		r.Error = safeMessage(err)
+	}
+	r.notifyLocked()
 }
 
 func eventsEnabled(cfg Configuration) bool {
@@ -265,8 +341,11 @@ func (s *Service) eventLoop(ctx context.Context, name string, interval time.Dura
 }
 
 // PullEvents starts a pull of the configuration's four security logs now
-// and returns without waiting; when one is already running no second one
-// starts. ENOTFOUND for an unknown configuration, EINVALID when its events
+// and returns without waiting. When a pull is already running, exactly
+// one follow-up pull is queued and starts when the running one ends (a
+// second request while one is queued adds nothing): the running pull may
+// have passed the records the caller expects. EventsPullState shows
+// which. ENOTFOUND for an unknown configuration, EINVALID when its events
 // are not enabled, EUNAVAILABLE while shutting down.
 func (s *Service) PullEvents(ctx context.Context, name string) error {
 	cfg, err := s.configuration(ctx, name)
@@ -278,21 +357,101 @@ func (s *Service) PullEvents(ctx context.Context, name string) error {
 	}
 	st := s.events
 	sem := st.semaphore(name)
+	st.mu.Lock()
+	r := st.runLocked(name)
+	if r.Queued {
+		st.mu.Unlock()
+		return nil // the queued follow-up will read up to its own now
+	}
+	acquired := false
 	select {
 	case sem <- struct{}{}:
+		acquired = true
+		s.beginRunLocked(name, false)
 	default:
-		return nil // a pull is running; it reads up to now anyway
+		r.Queued = true
+		r.notifyLocked()
 	}
-	if !st.goTracked(func() {
+	st.mu.Unlock()
+	run := func() {
+		if !acquired {
+			select {
+			case sem <- struct{}{}:
+			case <-st.base.Done():
+				st.mu.Lock()
+				r.Queued = false
+				r.notifyLocked()
+				st.mu.Unlock()
+				return
+			}
+			st.mu.Lock()
+			s.beginRunLocked(name, true)
+			st.mu.Unlock()
+		}
 		defer func() { <-sem }()
-		if _, err := s.pullEventsLocked(st.base, name); err != nil && st.base.Err() == nil {
+		_, err := s.pullEventsLocked(st.base, name)
+		s.endRun(name, err)
+		if err != nil && st.base.Err() == nil {
 			s.log.Warn().Err(err).Str("component", "events").Str("configuration", name).Msg("event pull failed")
 		}
-	}) {
-		<-sem
+	}
+	if !st.goTracked(run) {
+		st.mu.Lock()
+		if acquired {
+			r.Running = false
+			<-sem
+		} else {
+			r.Queued = false
+		}
+		r.notifyLocked()
+		st.mu.Unlock()
 		return Errorf(EUNAVAILABLE, "the service is shutting down")
 	}
 	return nil
+}
+
+// EventsPullState returns whether the configuration's event pull is
+// running or queued and when the last one started and finished.
+// ENOTFOUND for an unknown configuration.
+func (s *Service) EventsPullState(ctx context.Context, name string) (EventsPullState, error) {
+	if _, err := s.configuration(ctx, name); err != nil {
+		return EventsPullState{}, err
+	}
+	st := s.events
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if r := st.runs[name]; r != nil {
+		return r.EventsPullState, nil
+	}
+	return EventsPullState{}, nil
+}
+
+// WaitEventsIdle waits until the configuration has no pull running or
+// queued and returns its state then, or ctx's error. It does not start a
+// pull; to wait for one asked for with PullEvents, call it after
+// PullEvents returned (which marks the pull running or queued before it
+// returns).
+func (s *Service) WaitEventsIdle(ctx context.Context, name string) (EventsPullState, error) {
+	st := s.events
+	for {
+		st.mu.Lock()
+		r := st.runs[name]
+		if r == nil || (!r.Running && !r.Queued) {
+			var out EventsPullState
+			if r != nil {
+				out = r.EventsPullState
+			}
+			st.mu.Unlock()
+			return out, nil
+		}
+		ch := r.changed
+		st.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return EventsPullState{}, ctx.Err()
+		}
+	}
 }
 
 func (s *Service) eventsUsable(cfg Configuration) error {
@@ -312,20 +471,35 @@ type pullResult struct {
 	Rejected int
 	Pages    int
 	Pruned   int
-	Nudges   int
+	Nudges   int // nudges delivered, retries of earlier ones included
+	// Unattributed counts rule matches that made no event because the
+	// rule's user field held no address (a DLP bounce's "<>" sender).
+	Unattributed int
+}
+
+// unattributedCounter is implemented by detectors that count rule matches
+// dropped for want of a user address (detect.Detector does).
+type unattributedCounter interface {
+	Unattributed() map[string]int
 }
 
 // pullEventsWait runs a pull now, waiting for a running one to finish
 // first.
 func (s *Service) pullEventsWait(ctx context.Context, name string) (pullResult, error) {
-	sem := s.events.semaphore(name)
+	st := s.events
+	sem := st.semaphore(name)
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
 		return pullResult{}, ctx.Err()
 	}
 	defer func() { <-sem }()
-	return s.pullEventsLocked(ctx, name)
+	st.mu.Lock()
+	s.beginRunLocked(name, false)
+	st.mu.Unlock()
+	res, err := s.pullEventsLocked(ctx, name)
+	s.endRun(name, err)
+	return res, err
 }
 
 // pullEventsLocked pulls every log of the configuration incrementally
@@ -361,6 +535,8 @@ func (s *Service) pullEventsLocked(ctx context.Context, name string) (pullResult
 		return res, fmt.Errorf("events of %q: %w", name, err)
 	}
 	p := &eventPull{s: s, cfg: cfg, det: det, mc: mc, now: now, rules: ruleIndex(det.Rules())}
+	// Nudges that failed on an earlier pull go first.
+	p.retryNudges(ctx)
 	var errs []error
 	for _, kind := range LogKinds {
 		if err := p.pullLog(ctx, kind); err != nil {
@@ -372,6 +548,19 @@ func (s *Service) pullEventsLocked(ctx context.Context, name string) (pullResult
 		}
 	}
 	res = p.res
+	if uc, ok := det.(unattributedCounter); ok {
+		byRule := uc.Unattributed()
+		for _, n := range byRule {
+			res.Unattributed += n
+		}
+		if len(byRule) > 0 {
+			ev := log.Info()
+			for id, n := range byRule {
+				ev = ev.Int(id, n)
+			}
+			ev.Msg("rule matches without a user address (e.g. DLP bounces) made no event")
+		}
+	}
 	retention := time.Duration(cfg.Events.RetentionDays) * 24 * time.Hour
 	if retention <= 0 {
 		retention = DefaultRetentionDays * 24 * time.Hour
@@ -387,7 +576,8 @@ func (s *Service) pullEventsLocked(ctx context.Context, name string) (pullResult
 		}
 	}
 	log.Info().Int("records", res.Records).Int("events", res.Events).Int("rejected", res.Rejected).
-		Int("pages", res.Pages).Int("pruned", res.Pruned).Int("nudges", res.Nudges).Msg("event pull finished")
+		Int("pages", res.Pages).Int("pruned", res.Pruned).Int("nudges", res.Nudges).
+		Int("unattributed", res.Unattributed).Msg("event pull finished")
 	return res, errors.Join(errs...)
 }
 
@@ -400,10 +590,14 @@ type eventPull struct {
 	now   time.Time
 	rules map[string]Rule
 	res   pullResult
-	// nudgeFailing is set once a nudge could not be delivered: the rest of
-	// this pull's nudges are skipped rather than each waiting on retries.
+	// pending are the claimed nudges not delivered yet (see nudge),
+	// loaded lazily from the store; pendingOK says they were.
+	pending   []pendingNudge
+	pendingOK bool
+	// nudgeFailing is set once a delivery failed in this pull: the rest
+	// of its nudges are deferred to the next pull (kept pending) rather
+	// than each waiting on retries against a receiver that is down.
 	nudgeFailing bool
-	nudgeSkipped int
 }
 
 // pullLog reads one log from its checkpoint (less the overlap) to now,
@@ -663,56 +857,269 @@ type nudgeMessage struct {
 	Evidence      map[string]string `json:"evidence"`
 }
 
+// Nudge delivery.
+const (
+	// nudgePendingKey is the State key of the pending nudge list.
+	nudgePendingKey = "events.nudges.pending"
+	// maxPendingNudges bounds the pending list; when it is full the
+	// oldest entry is given up (and audited).
+	maxPendingNudges = 500
+	// maxNudgeTries is how many pulls may try one nudge (each pull's try
+	// is up to WebhookAttempts requests) before it is given up.
+	maxNudgeTries = 10
+)
+
+// Nudge audit outcomes: every nudge ends up with exactly one "success"
+// or one final "failure"; a failed try that will be retried is a
+// "failure" too (detail "retry": "true"); "skipped" is a nudge deferred
+// to the next pull because the webhook was failing.
+const (
+	nudgeSuccess = "success"
+	nudgeFailure = "failure"
+	nudgeSkipped = "skipped"
+)
+
+// pendingNudge is a claimed nudge (its once-a-day key marked) that was not
+// delivered yet. The list lives in the store (State nudgePendingKey) and
+// is retried at the start of every pull.
+type pendingNudge struct {
+	Key   string    `json:"key"`
+	Event RiskEvent `json:"event"`
+	Tries int       `json:"tries"`
+}
+
 // nudge sends at most one nudge per user, rule and day (of the event) for
-// the page's recent events of rules with Nudge on. Every delivery is
-// audited.
+// the page's recent events of rules with Nudge on.
+//
+// Delivery is retried across pulls: the day's key is claimed with
+// MarkOnce (the store's only atomic check-and-set, so a re-read never
+// sends twice) and the claimed nudge is saved in the pending list before
+// the first attempt. It leaves the list when delivered, when the receiver
+// refuses it with a 4xx (it never will accept it), or when it is given up
+// (maxNudgeTries pulls, older than nudgeMaxAge, the list full, the rule no
+// longer nudging); until then every pull retries it first thing. After a
+// failed delivery the rest of the pull's nudges are deferred, not dropped.
+// A crash between the claim and saving the list loses that page's new
+// nudges; one between a delivery and saving the list sends it again.
+// Every outcome is audited (events.nudge: success, failure, skipped).
 func (p *eventPull) nudge(ctx context.Context, events []RiskEvent) {
 	w := p.cfg.Events.NudgeWebhook
 	if w == nil || strings.TrimSpace(w.URL) == "" {
 		return
 	}
 	s, name := p.s, p.cfg.Name
+	if !p.loadPending(ctx) {
+		return
+	}
+	var claimed []pendingNudge
 	for _, e := range events {
 		r, ok := p.rules[e.Rule]
 		if !ok || !r.Nudge || !r.Enabled || p.now.Sub(e.At) > nudgeMaxAge {
 			continue
 		}
-		if p.nudgeFailing {
-			p.nudgeSkipped++
-			continue
-		}
 		key := "nudge|" + e.Rule + "|" + e.User + "|" + e.At.UTC().Format("2006-01-02")
+		if p.isPending(key) || containsNudge(claimed, key) {
+			continue // claimed before; retried with the pending ones
+		}
 		fresh, err := s.store.MarkOnce(ctx, name, key, p.now)
 		if err != nil {
-			s.log.Warn().Err(err).Str("configuration", name).Msg("nudge: could not record the nudge; not sent")
+			s.log.Warn().Err(err).Str("configuration", name).Msg("nudge: could not claim the nudge; not sent")
+			p.auditNudge(ctx, e, nudgeFailure, map[string]string{"error": "could not record the nudge"})
 			continue
 		}
-		if !fresh {
+		if fresh {
+			claimed = append(claimed, pendingNudge{Key: key, Event: e})
+		}
+	}
+	if len(claimed) == 0 {
+		return
+	}
+	for _, c := range claimed {
+		p.addPending(ctx, c)
+	}
+	if !p.savePending(ctx) {
+		// Without the list saved a failure could not be retried; try
+		// anyway, the claim stands.
+		s.log.Warn().Str("configuration", name).Msg("nudge: could not save the pending list")
+	}
+	changed := false
+	for _, c := range claimed {
+		if p.nudgeFailing {
+			p.auditNudge(ctx, c.Event, nudgeSkipped, map[string]string{"reason": "webhook failing; retried on the next pull"})
 			continue
 		}
-		title := r.Title
-		if title == "" {
-			title = r.ID
+		if p.deliver(ctx, *w, c.Key) {
+			changed = true
 		}
-		msg := nudgeMessage{Type: "nudge", Configuration: name, User: e.User, Rule: e.Rule, Title: title, At: e.At, Evidence: e.Evidence}
-		err = s.sendWebhook(ctx, *w, msg)
-		entry := AuditEntry{
-			Actor: "system", Action: AuditNudge, Target: name, Outcome: "success",
-			Detail: map[string]string{"rule": e.Rule, "user": e.User, "event": e.ID, "webhook": webhookHost(w.URL)},
-		}
-		if err != nil {
-			entry.Outcome = "failure"
-			entry.Detail["error"] = ErrorMessage(err)
-			p.nudgeFailing = true
-		} else {
-			p.res.Nudges++
-		}
-		_ = s.audit(ctx, entry)
+	}
+	if changed {
+		p.savePending(ctx)
 	}
 }
 
+// retryNudges tries the pending nudges again, oldest first, at the start
+// of a pull.
+func (p *eventPull) retryNudges(ctx context.Context) {
+	if !p.loadPending(ctx) || len(p.pending) == 0 {
+		return
+	}
+	w := p.cfg.Events.NudgeWebhook
+	changed := false
+	for _, pn := range append([]pendingNudge(nil), p.pending...) {
+		r, ok := p.rules[pn.Event.Rule]
+		var why string
+		switch {
+		case w == nil || strings.TrimSpace(w.URL) == "":
+			why = "no nudge webhook configured any more"
+		case !ok || !r.Nudge || !r.Enabled:
+			why = "the rule no longer nudges"
+		case p.now.Sub(pn.Event.At) > nudgeMaxAge:
+			why = "not delivered while the event was recent; given up"
+		}
+		if why != "" {
+			p.dropPending(pn.Key)
+			p.auditNudge(ctx, pn.Event, nudgeFailure, map[string]string{"error": why, "tries": strconv.Itoa(pn.Tries)})
+			changed = true
+			continue
+		}
+		if p.nudgeFailing {
+			continue // deferred again; audited when first deferred
+		}
+		if p.deliver(ctx, *w, pn.Key) {
+			changed = true
+		}
+	}
+	if changed {
+		p.savePending(ctx)
+	}
+}
+
+// deliver makes one pull's try of the pending nudge key (up to
+// WebhookAttempts requests), audits the outcome and updates the list; it
+// reports whether the list changed.
+func (p *eventPull) deliver(ctx context.Context, w Webhook, key string) bool {
+	i := p.pendingIndex(key)
+	if i < 0 {
+		return false
+	}
+	pn := &p.pending[i]
+	e := pn.Event
+	r := p.rules[e.Rule]
+	title := r.Title
+	if title == "" {
+		title = r.ID
+	}
+	msg := nudgeMessage{Type: "nudge", Configuration: p.cfg.Name, User: e.User, Rule: e.Rule, Title: title, At: e.At, Evidence: e.Evidence}
+	err := p.s.sendWebhook(ctx, w, msg)
+	pn.Tries++
+	tries := strconv.Itoa(pn.Tries)
+	switch {
+	case err == nil:
+		p.res.Nudges++
+		p.dropPending(key)
+		p.auditNudge(ctx, e, nudgeSuccess, map[string]string{"tries": tries})
+	case ErrorCode(err) == EINVALID || pn.Tries >= maxNudgeTries:
+		// A 4xx will never be accepted; a nudge failing this long is
+		// given up.
+		p.dropPending(key)
+		p.auditNudge(ctx, e, nudgeFailure, map[string]string{"error": ErrorMessage(err), "tries": tries})
+		if ErrorCode(err) != EINVALID {
+			p.nudgeFailing = true
+		}
+	default:
+		p.nudgeFailing = true
+		p.auditNudge(ctx, e, nudgeFailure, map[string]string{"error": ErrorMessage(err), "tries": tries, "retry": "true"})
+	}
+	return true
+}
+
+func (p *eventPull) auditNudge(ctx context.Context, e RiskEvent, outcome string, detail map[string]string) {
+	d := map[string]string{"rule": e.Rule, "user": e.User, "event": e.ID}
+	if w := p.cfg.Events.NudgeWebhook; w != nil && w.URL != "" {
+		d["webhook"] = webhookHost(w.URL)
+	}
+	for k, v := range detail {
+		d[k] = v
+	}
+	_ = p.s.audit(context.WithoutCancel(ctx), AuditEntry{
+		Actor: "system", Action: AuditNudge, Target: p.cfg.Name, Outcome: outcome, Detail: d,
+	})
+}
+
+// loadPending reads the pending list once per pull; false when it cannot
+// be read (nothing is claimed then, so nothing is lost).
+func (p *eventPull) loadPending(ctx context.Context) bool {
+	if p.pendingOK {
+		return true
+	}
+	b, err := p.s.store.State(ctx, p.cfg.Name, nudgePendingKey)
+	if err != nil {
+		p.s.log.Warn().Err(err).Str("configuration", p.cfg.Name).Msg("nudge: could not read the pending list")
+		return false
+	}
+	p.pending = nil
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &p.pending); err != nil {
+			p.s.log.Warn().Err(err).Str("configuration", p.cfg.Name).Msg("nudge: unreadable pending list dropped")
+			p.pending = nil
+		}
+	}
+	p.pendingOK = true
+	return true
+}
+
+func (p *eventPull) savePending(ctx context.Context) bool {
+	b, err := json.Marshal(p.pending)
+	if err == nil {
+		err = p.s.store.PutState(context.WithoutCancel(ctx), p.cfg.Name, nudgePendingKey, b)
+	}
+	if err != nil {
+		p.s.log.Warn().Err(err).Str("configuration", p.cfg.Name).Msg("nudge: could not save the pending list")
+		return false
+	}
+	return true
+}
+
+// addPending appends a claimed nudge, giving up the oldest when full.
+func (p *eventPull) addPending(ctx context.Context, n pendingNudge) {
+	for len(p.pending) >= maxPendingNudges {
+		old := p.pending[0]
+		p.pending = p.pending[1:]
+		p.auditNudge(ctx, old.Event, nudgeFailure, map[string]string{"error": "too many undelivered nudges; the oldest was given up", "tries": strconv.Itoa(old.Tries)})
+	}
+	p.pending = append(p.pending, n)
+}
+
+func (p *eventPull) pendingIndex(key string) int {
+	for i := range p.pending {
+		if p.pending[i].Key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+func (p *eventPull) isPending(key string) bool { return p.pendingIndex(key) >= 0 }
+
+func (p *eventPull) dropPending(key string) {
+	if i := p.pendingIndex(key); i >= 0 {
+		p.pending = append(p.pending[:i:i], p.pending[i+1:]...)
+	}
+}
+
+func containsNudge(list []pendingNudge, key string) bool {
+	for _, n := range list {
+		if n.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
 // EventsStatus returns each log's checkpoint: how far it was pulled, the
-// last pull, counts, records set aside and the last error. ENOTFOUND.
+// last pull, counts, records set aside and the last error. Checkpoints
+// advance page by page while a pull runs; EventsPullState tells whether
+// one is running. ENOTFOUND.
 func (s *Service) EventsStatus(ctx context.Context, name string) ([]Checkpoint, error) {
 	if _, err := s.configuration(ctx, name); err != nil {
 		return nil, err

@@ -53,6 +53,10 @@ type evFakeMC struct {
 	// served (counting from when it was set); it then resets.
 	failAfter int
 	failLeft  int
+	// gate, when set, holds every EachLogPage call until it is closed;
+	// entered gets a value each time a call starts waiting on it.
+	gate    chan struct{}
+	entered chan struct{}
 }
 
 var _ plugin.Mimecast = (*evFakeMC)(nil)
@@ -73,6 +77,23 @@ func (f *evFakeMC) failAfterPages(n int) {
 	f.failAfter, f.failLeft = n, n
 }
 
+// hold makes log reads wait until the returned release is called;
+// entered signals each read that starts waiting.
+func (f *evFakeMC) hold() (entered <-chan struct{}, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gate, f.entered = make(chan struct{}), make(chan struct{}, 16)
+	gate := f.gate
+	var once sync.Once
+	return f.entered, func() { once.Do(func() { close(gate) }) }
+}
+
+func (f *evFakeMC) queryCount(kind plugin.LogKind) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.queries[kind])
+}
+
 func (f *evFakeMC) lastQuery(kind plugin.LogKind) plugin.LogQuery {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -89,6 +110,20 @@ func recTime(kind plugin.LogKind, r plugin.LogRecord) time.Time {
 }
 
 func (f *evFakeMC) EachLogPage(ctx context.Context, kind plugin.LogKind, q plugin.LogQuery, fn func(plugin.LogPage) error) error {
+	f.mu.Lock()
+	gate, entered := f.gate, f.entered
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	f.queries[kind] = append(f.queries[kind], q)
 	var sel []plugin.LogRecord

@@ -188,21 +188,22 @@ func TestEventPullSetsAsideUnreadableRecords(t *testing.T) {
 	t0 := evNow.Add(-2 * time.Hour)
 	bad := evDLP("kay@example.com", "block", t0, 1)
 	bad["eventTime"] = "last tuesday"
+	// DLP bounces: Mimecast documents senderAddress "<>". They are
+	// readable records that name no user: no event, nothing set aside.
 	bounce := evDLP("<>", "block", t0.Add(time.Minute), 2)
 	good := evDLP("kay@example.com", "block", t0.Add(2*time.Minute), 3)
 	lastBounce := evDLP("<>", "block", t0.Add(3*time.Minute), 4)
 	e.mc.add(plugin.LogDLP, bad, bounce, good, lastBounce)
 	res := e.pull("acme")
-	if res.Rejected != 3 || res.Events != 1 {
-		t.Fatalf("got %+v, want 3 rejected, 1 event", res)
+	if res.Rejected != 1 || res.Events != 1 || res.Unattributed != 2 {
+		t.Fatalf("got %+v, want 1 rejected, 1 event, 2 unattributed", res)
 	}
 	rej, err := e.st.Rejected(context.Background(), "acme", 10)
-	if err != nil || len(rej) != 3 {
+	if err != nil || len(rej) != 1 {
 		t.Fatalf("Rejected: %v %v", rej, err)
 	}
-	reasons := rej[0].Reason + " | " + rej[1].Reason + " | " + rej[2].Reason
-	if !strings.Contains(reasons, "unreadable time") || !strings.Contains(reasons, "no user address in senderAddress") {
-		t.Errorf("got reasons %q", reasons)
+	if !strings.Contains(rej[0].Reason, "unreadable time") {
+		t.Errorf("got reason %q", rej[0].Reason)
 	}
 	for _, r := range rej {
 		if r.Log != plugin.LogDLP || r.Record == "" || strings.Contains(r.Record, "numbers") {
@@ -216,12 +217,11 @@ func TestEventPullSetsAsideUnreadableRecords(t *testing.T) {
 	st, _ := e.svc.EventsStatus(context.Background(), "acme")
 	dlp := st[3]
 	// The last bounce's time is readable: the checkpoint passes it.
-	if dlp.Rejected != 3 || dlp.Records != 4 || !dlp.Through.Equal(t0.Add(3*time.Minute)) {
+	if dlp.Rejected != 1 || dlp.Records != 4 || dlp.Events != 1 || !dlp.Through.Equal(t0.Add(3*time.Minute)) {
 		t.Errorf("got dlp checkpoint %+v", dlp)
 	}
-	// The next pull re-reads the overlap: the bounce set aside before is
-	// not kept twice (the record without a readable time cannot be told
-	// apart, the fake serves it on every pull).
+	// The next pull re-reads the overlap: the record without a readable
+	// time cannot be told apart, the fake serves it on every pull.
 	e.clock.Add(15 * time.Minute)
 	if res := e.pull("acme"); res.Rejected != 1 || res.Events != 0 {
 		t.Errorf("second pull: got %+v, want only the timeless record set aside again", res)
@@ -467,6 +467,81 @@ func TestPullEventsAsync(t *testing.T) {
 	wantCode(t, err, plugin.ENOTFOUND)
 }
 
+// A pull asked for while one runs is queued (once) and runs when the
+// running one ends; EventsPullState shows both and WaitEventsIdle waits
+// for them.
+func TestPullEventsWhileRunning(t *testing.T) {
+	e := newEvEnv(t)
+	e.create("acme", &plugin.EventSettings{Enabled: true})
+	ctx := context.Background()
+	if st, err := e.svc.EventsPullState(ctx, "acme"); err != nil || st != (plugin.EventsPullState{}) {
+		t.Fatalf("before any pull: got %+v, %v", st, err)
+	}
+	_, err := e.svc.EventsPullState(ctx, "nope")
+	wantCode(t, err, plugin.ENOTFOUND)
+
+	entered, release := e.mc.hold()
+	defer release()
+	e.mc.add(plugin.LogURL, evClick("a@example.com", "Malware", "block", evNow.Add(-time.Hour), 1))
+	if err := e.svc.PullEvents(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := e.svc.EventsPullState(ctx, "acme")
+	if !st.Running || st.Queued || !st.StartedAt.Equal(evNow) || !st.FinishedAt.IsZero() || st.Pulls != 0 {
+		t.Errorf("after PullEvents: got %+v, want running", st)
+	}
+	<-entered // the pull is reading the URL log
+	// Two more requests while it runs: one follow-up is queued.
+	for i := 0; i < 2; i++ {
+		if err := e.svc.PullEvents(ctx, "acme"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ = e.svc.EventsPullState(ctx, "acme")
+	if !st.Running || !st.Queued || st.Pulls != 0 {
+		t.Errorf("during the pull: got %+v, want running and queued", st)
+	}
+	// Waiting gives up with the caller's context while the pull runs.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := e.svc.WaitEventsIdle(short, "acme"); err == nil {
+		t.Errorf("WaitEventsIdle returned while a pull ran")
+	}
+	e.clock.Add(time.Minute)
+	release()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	st, err = e.svc.WaitEventsIdle(wctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Running || st.Queued || st.Pulls != 2 || st.Error != "" || !st.FinishedAt.Equal(evNow.Add(time.Minute)) {
+		t.Errorf("after both pulls: got %+v, want 2 pulls finished", st)
+	}
+	if n := e.mc.queryCount(plugin.LogURL); n != 2 {
+		t.Errorf("got %d reads of the URL log, want 2 (the pull and one follow-up)", n)
+	}
+	if n := len(e.allEvents("acme")); n != 1 {
+		t.Errorf("got %d events, want 1", n)
+	}
+	// A pull that fails says so.
+	e.mc.add(plugin.LogAttachment, evAttachment("b@example.com", "c@example.com", "inbound", evNow.Add(-time.Hour), 2))
+	e.mc.failAfterPages(1) // the URL page, then the attachment log fails
+	if err := e.svc.PullEvents(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = e.svc.WaitEventsIdle(wctx, "acme"); err != nil || st.Pulls != 3 || !strings.Contains(st.Error, "503") {
+		t.Errorf("after a failed pull: got %+v, %v", st, err)
+	}
+	e.svc.Close()
+	if err := e.svc.PullEvents(ctx, "acme"); plugin.ErrorCode(err) != plugin.EUNAVAILABLE {
+		t.Errorf("PullEvents after Close: got %v, want unavailable", err)
+	}
+	if st, _ := e.svc.EventsPullState(ctx, "acme"); st.Running || st.Queued {
+		t.Errorf("after a refused pull: got %+v", st)
+	}
+}
+
 // waitFor polls cond (a pull runs in the background) for up to 10 s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
@@ -583,11 +658,18 @@ func TestNudges(t *testing.T) {
 	rules := map[string]bool{}
 	for i, body := range recv.bodies {
 		h := recv.headers[i]
-		if !plugin.VerifyWebhook(nudgeSecret, body, h.Get("X-URE-Signature")) || !strings.HasPrefix(h.Get("X-URE-Signature"), "sha256=") {
-			t.Errorf("bad signature %q", h.Get("X-URE-Signature"))
+		ts, sig := h.Get("X-URE-Timestamp"), h.Get("X-URE-Signature")
+		if !plugin.VerifyWebhook(nudgeSecret, body, ts, sig, evNow) || !strings.HasPrefix(sig, "sha256=") {
+			t.Errorf("bad signature %q", sig)
 		}
-		if ts, _ := strconv.ParseInt(h.Get("X-URE-Timestamp"), 10, 64); ts != evNow.Unix() {
-			t.Errorf("got timestamp %q", h.Get("X-URE-Timestamp"))
+		if n, _ := strconv.ParseInt(ts, 10, 64); n != evNow.Unix() {
+			t.Errorf("got timestamp %q", ts)
+		}
+		// The signature covers the timestamp: the same body and signature
+		// under another timestamp do not verify.
+		later := strconv.FormatInt(evNow.Unix()+60, 10)
+		if plugin.VerifyWebhook(nudgeSecret, body, later, sig, evNow) {
+			t.Errorf("signature verified under another timestamp")
 		}
 		if h.Get("Content-Type") != "application/json" {
 			t.Errorf("got content type %q", h.Get("Content-Type"))
@@ -634,6 +716,23 @@ func TestNudges(t *testing.T) {
 	}
 }
 
+// nudgeAudit returns the events.nudge audit entries as "outcome user"
+// strings, in order.
+func nudgeAudit(t *testing.T, e *evEnv) []string {
+	t.Helper()
+	entries, err := e.svc.Audit(context.Background(), plugin.AuditFilter{Action: plugin.AuditNudge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, 0, len(entries))
+	for _, a := range entries {
+		out = append(out, a.Outcome+" "+a.Detail["user"])
+	}
+	return out
+}
+
+// A failed nudge is audited and retried on the next pull, and the pull's
+// other nudges are deferred to it, not dropped.
 func TestNudgeDeliveryFailure(t *testing.T) {
 	recv := newHookRecv(t)
 	recv.statuses = []int{500, 502, 503}
@@ -649,19 +748,104 @@ func TestNudgeDeliveryFailure(t *testing.T) {
 	e.create("acme", &plugin.EventSettings{Enabled: true, NudgeWebhook: &plugin.Webhook{URL: recv.srv.URL, Secret: nudgeSecret}})
 	e.mc.add(plugin.LogURL,
 		evClick("alice@example.com", "Malware", "block", evNow.Add(-time.Hour), 1),
-		evClick("bob@example.com", "Malware", "block", evNow.Add(-time.Hour), 2),
+		evClick("bob@example.com", "Malware", "block", evNow.Add(-time.Hour+time.Minute), 2),
 	)
 	res := e.pull("acme")
 	if res.Nudges != 0 || recv.count() != 3 {
-		t.Errorf("got %d nudges, %d attempts; want 0 and 3 (then the rest skipped)", res.Nudges, recv.count())
+		t.Errorf("got %d nudges, %d attempts; want 0 and 3 (then the rest deferred)", res.Nudges, recv.count())
 	}
 	if len(waits) != 2 || waits[0] < time.Second || waits[1] < 2*time.Second || waits[1] > 3*time.Second {
 		t.Errorf("got waits %v, want ~1s then ~2s", waits)
 	}
 	entries, _ := e.svc.Audit(context.Background(), plugin.AuditFilter{Action: plugin.AuditNudge})
-	if len(entries) != 1 || entries[0].Outcome != "failure" || !strings.Contains(entries[0].Detail["error"], "3 attempts") {
+	if len(entries) != 2 || entries[0].Outcome != "failure" || !strings.Contains(entries[0].Detail["error"], "3 attempts") ||
+		entries[0].Detail["retry"] != "true" || entries[1].Outcome != "skipped" || entries[1].Detail["user"] != "bob@example.com" {
 		t.Errorf("got audit %+v", entries)
 	}
+	// The receiver is back: the next pull delivers both, once each.
+	e.clock.Add(15 * time.Minute)
+	if res := e.pull("acme"); res.Nudges != 2 || recv.count() != 5 {
+		t.Fatalf("retry pull: got %d nudges, %d requests; want 2 and 5", res.Nudges, recv.count())
+	}
+	users := map[string]bool{}
+	for _, b := range recv.bodies[3:] {
+		var m struct{ User, Rule string }
+		if err := json.Unmarshal(b, &m); err != nil || m.Rule != "clicked_malware" {
+			t.Errorf("got retried nudge %s (%v)", b, err)
+		}
+		users[m.User] = true
+	}
+	if !users["alice@example.com"] || !users["bob@example.com"] {
+		t.Errorf("retried nudges went to %v", users)
+	}
+	want := []string{"failure alice@example.com", "skipped bob@example.com", "success alice@example.com", "success bob@example.com"}
+	if got := nudgeAudit(t, e); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("got audit %v, want %v", got, want)
+	}
+	// Nothing is pending any more: a third pull sends nothing.
+	e.clock.Add(15 * time.Minute)
+	if res := e.pull("acme"); res.Nudges != 0 || recv.count() != 5 {
+		t.Errorf("third pull: got %d nudges, %d requests", res.Nudges, recv.count())
+	}
+}
+
+// A nudge the receiver refuses (4xx) is not retried; one that keeps
+// failing is given up once its event is too old to nudge about. Both are
+// audited as failures.
+func TestNudgeGivenUp(t *testing.T) {
+	t.Run("refused", func(t *testing.T) {
+		recv := newHookRecv(t)
+		recv.statuses = []int{410}
+		e := newEvEnv(t)
+		e.create("acme", &plugin.EventSettings{Enabled: true, NudgeWebhook: &plugin.Webhook{URL: recv.srv.URL, Secret: nudgeSecret}})
+		e.mc.add(plugin.LogURL,
+			evClick("alice@example.com", "Malware", "block", evNow.Add(-time.Hour), 1),
+			evClick("bob@example.com", "Malware", "block", evNow.Add(-time.Hour+time.Minute), 2),
+		)
+		// A 4xx does not stop the pull's other nudges: the receiver is up.
+		if res := e.pull("acme"); res.Nudges != 1 || recv.count() != 2 {
+			t.Errorf("got %d nudges, %d requests; want 1 and 2", res.Nudges, recv.count())
+		}
+		e.clock.Add(15 * time.Minute)
+		if res := e.pull("acme"); res.Nudges != 0 || recv.count() != 2 {
+			t.Errorf("refused nudge retried: %d nudges, %d requests", res.Nudges, recv.count())
+		}
+		want := []string{"failure alice@example.com", "success bob@example.com"}
+		if got := nudgeAudit(t, e); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("got audit %v, want %v", got, want)
+		}
+	})
+	t.Run("expired", func(t *testing.T) {
+		recv := newHookRecv(t)
+		recv.statuses = []int{503, 503, 503, 503, 503, 503}
+		e := newEvEnv(t)
+		e.create("acme", &plugin.EventSettings{Enabled: true, NudgeWebhook: &plugin.Webhook{URL: recv.srv.URL, Secret: nudgeSecret}})
+		e.mc.add(plugin.LogURL, evClick("alice@example.com", "Malware", "block", evNow.Add(-time.Hour), 1))
+		e.pull("acme")
+		e.clock.Add(15 * time.Minute)
+		e.pull("acme") // second try fails too
+		if recv.count() != 6 {
+			t.Fatalf("got %d requests, want 6 (two pulls' tries)", recv.count())
+		}
+		e.clock.Add(48 * time.Hour)
+		if res := e.pull("acme"); res.Nudges != 0 || recv.count() != 6 {
+			t.Errorf("an expired nudge was sent: %d nudges, %d requests", res.Nudges, recv.count())
+		}
+		want := []string{"failure alice@example.com", "failure alice@example.com", "failure alice@example.com"}
+		got := nudgeAudit(t, e)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("got audit %v, want %v", got, want)
+		}
+		entries, _ := e.svc.Audit(context.Background(), plugin.AuditFilter{Action: plugin.AuditNudge})
+		if last := entries[2]; last.Detail["retry"] != "" || last.Detail["tries"] != "2" || !strings.Contains(last.Detail["error"], "given up") {
+			t.Errorf("got final audit %+v", last)
+		}
+		e.clock.Add(15 * time.Minute)
+		e.pull("acme")
+		if got := nudgeAudit(t, e); len(got) != 3 {
+			t.Errorf("given-up nudge still pending: audit %v", got)
+		}
+	})
 }
 
 func TestSendWebhook(t *testing.T) {
@@ -702,9 +886,42 @@ func TestSendWebhook(t *testing.T) {
 	if err := plugin.SendWebhook(ctx, svc, w, 1); err != nil || calls != 3 {
 		t.Errorf("got %v after %d calls", err, calls)
 	}
-	// The signature is HMAC-SHA256 of the body in hex.
-	if got := plugin.SignWebhook("key", []byte("The quick brown fox jumps over the lazy dog")); got != "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8" {
-		t.Errorf("got %s", got)
+	// The signature is HMAC-SHA256 of "<timestamp>.<body>" in hex.
+	const body = "The quick brown fox jumps over the lazy dog"
+	const sig = "sha256=2f658d6aef4f246e91cd741bbcded7479e9605f9d41c9e248122a117e0e1765b"
+	if got := plugin.SignWebhook("key", "1700000000", []byte(body)); got != sig {
+		t.Errorf("got %s, want %s", got, sig)
+	}
+}
+
+func TestVerifyWebhook(t *testing.T) {
+	const body = "The quick brown fox jumps over the lazy dog"
+	const sig = "sha256=2f658d6aef4f246e91cd741bbcded7479e9605f9d41c9e248122a117e0e1765b"
+	at := time.Unix(1700000000, 0)
+	tests := []struct {
+		name, secret, body, ts, sig string
+		now                         time.Time
+		want                        bool
+	}{
+		{"valid", "key", body, "1700000000", sig, at, true},
+		{"clock a little ahead", "key", body, "1700000000", sig, at.Add(plugin.WebhookTolerance), true},
+		{"clock a little behind", "key", body, "1700000000", sig, at.Add(-plugin.WebhookTolerance), true},
+		{"replayed later", "key", body, "1700000000", sig, at.Add(plugin.WebhookTolerance + time.Second), false},
+		{"from the future", "key", body, "1700000000", sig, at.Add(-plugin.WebhookTolerance - time.Second), false},
+		{"other timestamp", "key", body, "1700000001", sig, at, false},
+		{"timestamp not decimal", "key", body, "+1700000000", sig, at, false},
+		{"no timestamp", "key", body, "", sig, at, false},
+		{"other body", "key", body + ".", "1700000000", sig, at, false},
+		{"other secret", "kez", body, "1700000000", sig, at, false},
+		{"no prefix", "key", body, "1700000000", strings.TrimPrefix(sig, "sha256="), at, false},
+		{"no signature", "key", body, "1700000000", "", at, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := plugin.VerifyWebhook(tt.secret, []byte(tt.body), tt.ts, tt.sig, tt.now); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -18,13 +18,32 @@ import (
 	"time"
 )
 
-// Webhook delivery.
+// Webhook delivery and signatures.
+//
+// Every delivery (nudges, control notifications) is a POST of a JSON body
+// with two headers:
+//
+//	X-URE-Timestamp: <the send time in Unix seconds, decimal>
+//	X-URE-Signature: sha256=<lower-case hex HMAC-SHA256 under the webhook's secret of
+//	                 the timestamp exactly as sent, ".", then the raw body bytes>
+//
+// The signature covers the timestamp, so a captured delivery cannot be
+// replayed later under a fresh timestamp. A receiver recomputes the HMAC
+// over "<X-URE-Timestamp>.<body>", compares it with X-URE-Signature in
+// constant time, and rejects a timestamp more than WebhookTolerance from
+// its own clock (VerifyWebhook does all three). Each attempt of a
+// delivery is stamped and signed anew. Without a secret no signature
+// header is sent.
 const (
-	// WebhookSignatureHeader carries "sha256=" + hex HMAC-SHA256 of the
-	// body under the webhook's secret.
+	// WebhookSignatureHeader carries "sha256=" + hex HMAC-SHA256 of
+	// "<timestamp>.<body>" under the webhook's secret.
 	WebhookSignatureHeader = "X-URE-Signature"
-	// WebhookTimestampHeader carries the send time in Unix seconds.
+	// WebhookTimestampHeader carries the send time in Unix seconds; it
+	// is part of the signed text.
 	WebhookTimestampHeader = "X-URE-Timestamp"
+	// WebhookTolerance is how far a delivery's timestamp may be from the
+	// receiver's clock for VerifyWebhook to accept it.
+	WebhookTolerance = 5 * time.Minute
 	// WebhookTimeout bounds one delivery attempt.
 	WebhookTimeout = 10 * time.Second
 	// WebhookAttempts is how many times a delivery is tried.
@@ -33,18 +52,30 @@ const (
 	webhookBackoff = time.Second
 )
 
-// SignWebhook returns the X-URE-Signature value of body under secret:
-// "sha256=" + hex(HMAC-SHA256(body, secret)).
-func SignWebhook(secret string, body []byte) string {
+// SignWebhook returns the X-URE-Signature value of a delivery of body
+// stamped timestamp (X-URE-Timestamp, the decimal Unix seconds as sent)
+// under secret: "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)).
+func SignWebhook(secret, timestamp string, body []byte) string {
 	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(timestamp))
+	m.Write([]byte{'.'})
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// VerifyWebhook reports, in constant time, whether signature is body's
-// signature under secret (for receivers and tests).
-func VerifyWebhook(secret string, body []byte, signature string) bool {
-	return hmac.Equal([]byte(SignWebhook(secret, body)), []byte(signature))
+// VerifyWebhook is the receiver's check of a delivery (also used by the
+// tests): timestamp must be decimal Unix seconds within WebhookTolerance
+// of now, and signature the signature of timestamp and body under secret,
+// compared in constant time.
+func VerifyWebhook(secret string, body []byte, timestamp, signature string, now time.Time) bool {
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil || timestamp != strconv.FormatInt(ts, 10) {
+		return false
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > WebhookTolerance || d < -WebhookTolerance {
+		return false
+	}
+	return hmac.Equal([]byte(SignWebhook(secret, timestamp, body)), []byte(signature))
 }
 
 // WebhookStatusError is a delivery the receiver answered with a non-2xx
@@ -73,9 +104,10 @@ type HTTPWebhookSender struct {
 
 var _ WebhookSender = HTTPWebhookSender{}
 
-// Send makes one POST of body to w.URL with the signature and timestamp
-// headers (the signature only when w has a secret). Errors name the host,
-// never the full URL (webhook URLs often embed a token).
+// Send makes one POST of body to w.URL stamped with X-URE-Timestamp and,
+// when w has a secret, signed over "<timestamp>.<body>" (X-URE-Signature;
+// see SignWebhook). Errors name the host, never the full URL (webhook URLs
+// often embed a token).
 func (h HTTPWebhookSender) Send(ctx context.Context, w Webhook, body []byte) error {
 	c := h.Client
 	if c == nil {
@@ -91,9 +123,10 @@ func (h HTTPWebhookSender) Send(ctx context.Context, w Webhook, body []byte) err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "mimecast-ure")
-	req.Header.Set(WebhookTimestampHeader, strconv.FormatInt(now().Unix(), 10))
+	ts := strconv.FormatInt(now().Unix(), 10)
+	req.Header.Set(WebhookTimestampHeader, ts)
 	if w.Secret != "" {
-		req.Header.Set(WebhookSignatureHeader, SignWebhook(w.Secret, body))
+		req.Header.Set(WebhookSignatureHeader, SignWebhook(w.Secret, ts, body))
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -120,9 +153,9 @@ func webhookHost(raw string) string {
 	return u.Host
 }
 
-// sendWebhook POSTs payload as JSON to w, signed with HMAC-SHA256 of the
-// body under w.Secret (header X-URE-Signature: sha256=<hex>), stamped with
-// X-URE-Timestamp, each attempt bounded by 10 s, retrying transient
+// sendWebhook POSTs payload as JSON to w, stamped with X-URE-Timestamp and
+// signed with HMAC-SHA256 of "<timestamp>.<body>" under w.Secret (header
+// X-URE-Signature: sha256=<hex>; see SignWebhook), each attempt bounded by 10 s, retrying transient
 // failures with exponential backoff up to 3 attempts. It uses
 // ServiceOptions.Webhooks when set. Used by nudges (events) and
 // notifications (controls); the error (EUNAVAILABLE, or EINVALID for a
