@@ -178,6 +178,7 @@ func startApp(ctx context.Context, cfg serverConfig, getenv func(string) string,
 		WriteTimeout:      10 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          api.ErrorLog(log.With().Str("component", "http").Logger()),
 	}
 	scheme := "http"
 	if cfg.TLSCert != "" {
