@@ -27,7 +27,11 @@ const (
 // prepare applies defaults and checks everything that needs no network:
 // the fields, the score table and, when events are configured and a
 // detector is wired, the rules. Errors are EINVALID naming the field.
-func (s *Service) prepare(c Configuration) (Configuration, error) {
+// Then, with controls enabled, it resolves every target and scope group
+// against Okta and Mimecast (checkControlGroups): a missing group is
+// EINVALID naming the field, an unreachable or refusing service its own
+// error, so nothing is saved unverified.
+func (s *Service) prepare(ctx context.Context, c Configuration) (Configuration, error) {
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return c, err
@@ -46,13 +50,18 @@ func (s *Service) prepare(c Configuration) (Configuration, error) {
 	}
 	// Building the Okta client parses the private key and makes no call, so
 	// a bad key is refused here, with the field named, not at the first run.
+	var okta Okta
 	if s.opts.Okta != nil && c.Controls != nil && c.Controls.Okta != nil {
-		if _, err := s.opts.Okta(*c.Controls.Okta); err != nil {
+		var err error
+		if okta, err = s.opts.Okta(*c.Controls.Okta); err != nil {
 			if ErrorCode(err) == EINVALID {
 				return c, err
 			}
 			return c, FieldError("controls.okta", "%s", ErrorMessage(err))
 		}
+	}
+	if err := s.checkControlGroups(ctx, c, okta); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -64,7 +73,7 @@ func (s *Service) CreateConfiguration(ctx context.Context, actor string, c Confi
 	c.Name = strings.TrimSpace(c.Name)
 	// A new configuration has nothing to keep: a masked secret is a missing one.
 	c = c.KeepMasked(Configuration{})
-	c, err := s.prepare(c)
+	c, err := s.prepare(ctx, c)
 	if err == nil {
 		now := s.now().UTC()
 		c.CreatedAt, c.UpdatedAt = now, now
@@ -97,7 +106,7 @@ func (s *Service) UpdateConfiguration(ctx context.Context, actor, name string, c
 		return Configuration{}, err
 	}
 	c = c.KeepMasked(stored)
-	c, err = s.prepare(c)
+	c, err = s.prepare(ctx, c)
 	var detail map[string]string
 	if err == nil {
 		c.CreatedAt, c.UpdatedAt = stored.CreatedAt, s.now().UTC()

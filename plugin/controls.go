@@ -30,6 +30,21 @@ const (
 	// already made (so later runs make no membership call for them).
 	controlsStateKey  = "controls"
 	controlsLedgerKey = "controls.added"
+	// controlsPendingKey holds the additions that failed and wait for a
+	// retry (pendingControls).
+	controlsPendingKey = "controls.pending"
+	// MaxPendingControls bounds the additions waiting for a retry; beyond
+	// it the oldest are dropped (and counted as dropped).
+	MaxPendingControls = 10000
+	// MaxControlAttempts is how many definitive failures (user or group
+	// not found, Mimecast refusing the address) an addition gets before it
+	// is given up (audited as failed). Outages (Okta or Mimecast down,
+	// refusing the credentials, rate limiting) do not count.
+	MaxControlAttempts = 5
+	// ControlRetryDelay is how long a failed addition waits before it is
+	// tried again by a run without a new event for it (a new event for the
+	// same user and type tries it at once).
+	ControlRetryDelay = time.Minute
 )
 
 // Outcomes counted by the controls status.
@@ -41,13 +56,20 @@ const (
 	ControlSkippedOutOfScope = "skipped_out_of_scope"
 	ControlSkippedDisabled   = "skipped_disabled"
 	ControlFailed            = "failed"
-	controlProviderOkta      = "okta"
-	controlProviderMimecast  = "mimecast"
+	// ControlDropped counts additions given up: after MaxControlAttempts
+	// definitive failures, or the oldest when more than
+	// MaxPendingControls wait.
+	ControlDropped = "dropped"
+	// ControlPending is not cumulative: the additions waiting for a retry
+	// after the last run.
+	ControlPending          = "pending"
+	controlProviderOkta     = "okta"
+	controlProviderMimecast = "mimecast"
 )
 
 // ControlOutcomes lists every outcome the status counts.
 var ControlOutcomes = []string{ControlAdded, ControlAlreadyMember, ControlSkippedExternal, ControlSkippedInbound,
-	ControlSkippedOutOfScope, ControlSkippedDisabled, ControlFailed}
+	ControlSkippedOutOfScope, ControlSkippedDisabled, ControlFailed, ControlDropped, ControlPending}
 
 // controlState is the controls' memory: Okta clients per configuration,
 // scope members, and one lock per configuration so runs do not overlap.
@@ -56,6 +78,8 @@ type controlState struct {
 	okta  map[string]oktaEntry
 	scope map[string]scopeEntry
 	runs  map[string]*sync.Mutex
+	// maxPending is MaxPendingControls (tests lower it).
+	maxPending int
 }
 
 type oktaEntry struct {
@@ -71,7 +95,7 @@ type scopeEntry struct {
 }
 
 func newControlState() *controlState {
-	return &controlState{okta: map[string]oktaEntry{}, scope: map[string]scopeEntry{}, runs: map[string]*sync.Mutex{}}
+	return &controlState{okta: map[string]oktaEntry{}, scope: map[string]scopeEntry{}, runs: map[string]*sync.Mutex{}, maxPending: MaxPendingControls}
 }
 
 func (st *controlState) lock(name string) func() {
@@ -125,7 +149,31 @@ type controlJob struct {
 	key    string
 	target ControlTarget
 	ev     RiskEvent
+	// pend is the stored retry this job comes from (nil for a new event).
+	pend *pendingControl
 }
+
+// pendingControl is an addition that failed and waits for a retry, kept
+// in the store under controlsPendingKey with the event that caused it
+// (its evidence goes to the audit entry when it finally succeeds).
+type pendingControl struct {
+	Type  string    `json:"type"`
+	User  string    `json:"user"`
+	Event RiskEvent `json:"event"`
+	// Target is the group at the time of the failure (for the record: a
+	// retry uses the configuration's current target for Type).
+	Target ControlTarget `json:"target"`
+	// Unscoped is set when the scope groups could not be read: the retry
+	// checks the scope first.
+	Unscoped bool `json:"unscoped,omitempty"`
+	// Attempts counts definitive failures (see MaxControlAttempts).
+	Attempts  int       `json:"attempts"`
+	Since     time.Time `json:"since"`
+	NextAt    time.Time `json:"next_at"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+func (p pendingControl) key() string { return "control|" + p.Type + "|" + p.User }
 
 // controlRun is one controlsOnEvents call.
 type controlRun struct {
@@ -140,16 +188,26 @@ type controlRun struct {
 	mcErr  error
 	scope  *scopeEntry
 	scErr  error
+	// pending is the stored retries; requeued the failed jobs of this run
+	// (new or retried), both written back by savePending.
+	pending      []pendingControl
+	pendingDirty bool
+	requeued     []pendingControl
+	givenUp      []pendingControl
 }
 
 // controlsOnEvents acts on a stored page of events for cfg's controls
 // (called by the event pull after each saved page). For each event of a
 // control type with a target, outbound, whose sender is internal and in
 // scope, the sender is made a member of the target group once per
-// (event type, user): the mark is set only after a successful addition, so
-// failures are tried again with the next event. With no scope groups every
-// internal sender is in scope. Outcomes are counted in the controls status
-// (cumulative), each addition is audited and notified.
+// (event type, user): the mark is set only after a successful addition.
+// A failed addition is kept in the store (pendingControls) and tried again
+// by every later run once ControlRetryDelay has passed, or at once when a
+// new event names the same user and type, until it succeeds or is given
+// up. A run with no event of a control type still retries what is due.
+// With no scope groups every internal sender is in scope. Outcomes are
+// counted in the controls status (cumulative), each addition is audited
+// and notified.
 func (s *Service) controlsOnEvents(ctx context.Context, cfg Configuration, events []RiskEvent) {
 	if !controlsEnabled(cfg) {
 		return
@@ -161,13 +219,14 @@ func (s *Service) controlsOnEvents(ctx context.Context, cfg Configuration, event
 			break
 		}
 	}
-	if !relevant {
-		return
-	}
 	defer s.ctrls.lock(cfg.Name)()
 	r := &controlRun{s: s, cfg: cfg, now: s.now().UTC(), counts: map[string]int{}}
+	r.pending = s.loadPending(ctx, cfg.Name)
+	if !relevant && !r.anyDue() {
+		return
+	}
 	r.ledger = s.loadLedger(ctx, cfg.Name)
-	jobs := r.classify(ctx, events)
+	jobs := r.retries(ctx, r.classify(ctx, events))
 	r.runOkta(ctx, jobs)
 	r.runMimecast(ctx, jobs)
 	if r.dirty {
@@ -177,7 +236,80 @@ func (s *Service) controlsOnEvents(ctx context.Context, cfg Configuration, event
 			}
 		}
 	}
+	r.savePending(ctx)
 	s.saveControlsStatus(ctx, cfg.Name, r)
+}
+
+// anyDue reports whether a stored retry is due.
+func (r *controlRun) anyDue() bool {
+	for _, p := range r.pending {
+		if !r.now.Before(p.NextAt) {
+			return true
+		}
+	}
+	return false
+}
+
+// retries puts the due stored retries (and those a new event names, the
+// new job giving way to the stored one, which keeps the first evidence)
+// before the new jobs. Retries whose addition was made meanwhile, whose
+// type has no target any more or whose sender turns out to be out of
+// scope leave the queue.
+func (r *controlRun) retries(ctx context.Context, fresh []controlJob) []controlJob {
+	if len(r.pending) == 0 {
+		return fresh
+	}
+	byKey := map[string]int{}
+	for i, j := range fresh {
+		byKey[j.key] = i
+	}
+	taken := map[int]bool{}
+	var jobs []controlJob
+	kept := r.pending[:0:0]
+	for i := range r.pending {
+		p := r.pending[i]
+		key := p.key()
+		if _, done := r.ledger[key]; done {
+			r.pendingDirty = true
+			continue
+		}
+		t, ok := r.cfg.Controls.Targets[p.Type]
+		if !ok || (t.OktaGroup == "" && t.MimecastGroup == "") {
+			r.pendingDirty = true
+			r.counts[ControlSkippedDisabled]++
+			continue
+		}
+		idx, named := byKey[key]
+		if !named && r.now.Before(p.NextAt) {
+			kept = append(kept, p)
+			continue
+		}
+		r.pendingDirty = true
+		if named {
+			taken[idx] = true
+		}
+		j := controlJob{typ: p.Type, user: p.User, key: key, target: t, ev: p.Event, pend: &p}
+		if p.Unscoped {
+			in, err := r.inScope(ctx, p.User)
+			if err != nil {
+				r.failJob(j, "scope groups", err)
+				continue
+			}
+			if !in {
+				r.counts[ControlSkippedOutOfScope]++
+				continue
+			}
+			p.Unscoped = false
+		}
+		jobs = append(jobs, j)
+	}
+	r.pending = kept
+	for i, j := range fresh {
+		if !taken[i] {
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs
 }
 
 // classify counts the events the controls skip and returns the jobs, one
@@ -217,9 +349,13 @@ func (r *controlRun) classify(ctx context.Context, events []RiskEvent) []control
 			r.counts[ControlAlreadyMember]++
 			continue
 		}
+		j := controlJob{typ: ev.Rule, user: user, key: key, target: t, ev: ev}
 		in, err := r.inScope(ctx, user)
 		if err != nil {
-			r.fail(ev.Rule, user, "scope groups", err)
+			// Kept for a retry that checks the scope first.
+			queued[key] = true
+			j.pend = &pendingControl{Type: j.typ, User: user, Event: ev, Target: t, Unscoped: true, Since: r.now}
+			r.failJob(j, "scope groups", err)
 			continue
 		}
 		if !in {
@@ -227,7 +363,7 @@ func (r *controlRun) classify(ctx context.Context, events []RiskEvent) []control
 			continue
 		}
 		queued[key] = true
-		jobs = append(jobs, controlJob{typ: ev.Rule, user: user, key: key, target: t, ev: ev})
+		jobs = append(jobs, j)
 	}
 	return jobs
 }
@@ -326,6 +462,13 @@ func (s *Service) mimecastGroup(ctx context.Context, cfg Configuration, idOrName
 	if err != nil {
 		return Group{}, err
 	}
+	return resolveMimecastGroup(groups, idOrName)
+}
+
+// resolveMimecastGroup finds a group of the list by id or exact
+// (case-insensitive) name: ENOTFOUND, or ECONFLICT when several groups
+// have the name.
+func resolveMimecastGroup(groups []Group, idOrName string) (Group, error) {
 	want := strings.TrimSpace(idOrName)
 	for _, g := range groups {
 		if g.ID == want {
@@ -361,7 +504,7 @@ func (r *controlRun) runOkta(ctx context.Context, jobs []controlJob) {
 	client, err := r.s.oktaClient(r.cfg)
 	if err != nil {
 		for _, j := range okJobs {
-			r.fail(j.typ, j.user, "Okta", err)
+			r.failJob(j, "Okta", err)
 		}
 		return
 	}
@@ -373,11 +516,11 @@ func (r *controlRun) runOkta(ctx context.Context, jobs []controlJob) {
 	var down error
 	for _, j := range okJobs {
 		if ctx.Err() != nil {
-			r.fail(j.typ, j.user, "", Errorf(EUNAVAILABLE, "cancelled"))
+			r.failJob(j, "", Errorf(EUNAVAILABLE, "cancelled"))
 			continue
 		}
 		if down != nil {
-			r.fail(j.typ, j.user, "not tried, Okta failed earlier in this run", down)
+			r.failJob(j, "not tried, Okta failed earlier in this run", down)
 			continue
 		}
 		name := j.target.OktaGroup
@@ -391,7 +534,7 @@ func (r *controlRun) runOkta(ctx context.Context, jobs []controlJob) {
 			}
 		}
 		if err := groupErrs[name]; err != nil {
-			r.fail(j.typ, j.user, fmt.Sprintf("Okta group %q", name), err)
+			r.failJob(j, fmt.Sprintf("Okta group %q", name), err)
 			if oktaDown(err) {
 				down = err
 			}
@@ -402,7 +545,7 @@ func (r *controlRun) runOkta(ctx context.Context, jobs []controlJob) {
 			err = client.AddUserToGroup(ctx, g.ID, uid)
 		}
 		if err != nil {
-			r.fail(j.typ, j.user, "Okta", err)
+			r.failJob(j, "Okta", err)
 			if oktaDown(err) {
 				down = err
 			}
@@ -439,7 +582,7 @@ func (r *controlRun) runMimecast(ctx context.Context, jobs []controlJob) {
 		js := byGroup[name]
 		failAll := func(prefix string, err error) {
 			for _, j := range js {
-				r.fail(j.typ, j.user, prefix, err)
+				r.failJob(j, prefix, err)
 			}
 		}
 		mc, err := r.mimecast()
@@ -461,11 +604,9 @@ func (r *controlRun) runMimecast(ctx context.Context, jobs []controlJob) {
 				emails = append(emails, j.user)
 			}
 		}
-		results, err := mc.AddMembers(ctx, g.ID, emails)
-		if err != nil {
-			failAll(fmt.Sprintf("Mimecast group %q", g.Name), err)
-			continue
-		}
+		// On an error the client still returns the results of the batches
+		// it completed: those are recorded, only the rest fail.
+		results, addErr := mc.AddMembers(ctx, g.ID, emails)
 		byEmail := map[string]MemberResult{}
 		for _, res := range results {
 			byEmail[NormalizeEmail(res.Email)] = res
@@ -473,8 +614,10 @@ func (r *controlRun) runMimecast(ctx context.Context, jobs []controlJob) {
 		for _, j := range js {
 			res, ok := byEmail[j.user]
 			switch {
+			case !ok && addErr != nil:
+				r.failJob(j, fmt.Sprintf("Mimecast group %q", g.Name), addErr)
 			case !ok:
-				r.fail(j.typ, j.user, "", Errorf(EUNAVAILABLE, "Mimecast sent no result for the address"))
+				r.failJob(j, "", Errorf(EUNAVAILABLE, "Mimecast sent no result for the address"))
 			case res.Status == Done:
 				r.done(ctx, j, controlProviderMimecast, g, ControlAdded)
 			case res.Status == Skipped:
@@ -484,7 +627,8 @@ func (r *controlRun) runMimecast(ctx context.Context, jobs []controlJob) {
 				if reason == "" {
 					reason = res.Code
 				}
-				r.fail(j.typ, j.user, "", Errorf(EUNAVAILABLE, "Mimecast refused the addition to %q: %s", g.Name, reason))
+				// A per-address refusal is definitive (counts toward MaxControlAttempts).
+				r.failJob(j, "", Errorf(EINVALID, "Mimecast refused the addition to %q: %s", g.Name, reason))
 			}
 		}
 	}
@@ -600,6 +744,7 @@ func (s *Service) saveControlsStatus(ctx context.Context, name string, r *contro
 	for k, v := range r.counts {
 		st.Counts[k] += v
 	}
+	st.Counts[ControlPending] = len(r.pending) + len(r.requeued)
 	// Newest first, at most MaxControlErrors.
 	errs := make([]string, 0, MaxControlErrors)
 	for i := len(r.errs) - 1; i >= 0 && len(errs) < MaxControlErrors; i-- {
@@ -761,4 +906,211 @@ func (s *Service) ValidateControls(ctx context.Context, name string) (ControlsVa
 		out.Message = fmt.Sprintf("%d of %d checks failed; first: %s: %s", failed, len(out.Checks), first.Name, first.Message)
 	}
 	return out, nil
+}
+
+// checkControlGroups resolves, for a configuration whose controls are
+// enabled, every target group (Okta through okta, the client prepare
+// built; Mimecast by id or name) and every scope group. A group that does
+// not exist, or whose name is ambiguous, is EINVALID naming
+// controls.targets.<type> or controls.scope_groups; when Okta or Mimecast
+// cannot be reached or refuses the credentials that error is returned
+// (EUNAVAILABLE, EUPSTREAMAUTH, ERATELIMITED), so nothing is saved
+// unverified. The Mimecast group list is read fresh, not from the cache:
+// an update may name another tenant.
+func (s *Service) checkControlGroups(ctx context.Context, c Configuration, okta Okta) error {
+	k := c.Controls
+	if k == nil || !k.Enabled {
+		return nil
+	}
+	types := make([]string, 0, len(k.Targets))
+	for typ := range k.Targets {
+		types = append(types, typ)
+	}
+	sort.Strings(types)
+	found := map[string]error{} // Okta group -> outcome, one lookup per name
+	needMimecast := len(k.ScopeGroups) > 0
+	for _, typ := range types {
+		t := k.Targets[typ]
+		field := "controls.targets." + typ
+		if t.MimecastGroup != "" {
+			needMimecast = true
+		}
+		if t.OktaGroup == "" {
+			continue
+		}
+		if okta == nil {
+			return FieldError(field, "Okta is not available on this server")
+		}
+		err, seen := found[t.OktaGroup]
+		if !seen {
+			_, err = okta.FindGroup(ctx, t.OktaGroup)
+			found[t.OktaGroup] = err
+		}
+		if err != nil {
+			return groupCheckError(field, fmt.Sprintf("Okta group %q", t.OktaGroup), err)
+		}
+	}
+	if !needMimecast {
+		return nil
+	}
+	mc, err := s.opts.Mimecast(c.Mimecast)
+	if err != nil {
+		return err
+	}
+	groups, err := mc.FindGroups(ctx, "")
+	if err != nil {
+		return fmt.Errorf("%w: %w", Errorf(ErrorCode(err), "could not list the Mimecast groups to check the controls: %s", ErrorMessage(err)), err)
+	}
+	for _, typ := range types {
+		if g := k.Targets[typ].MimecastGroup; g != "" {
+			if _, err := resolveMimecastGroup(groups, g); err != nil {
+				return groupCheckError("controls.targets."+typ, fmt.Sprintf("Mimecast group %q", g), err)
+			}
+		}
+	}
+	for _, g := range k.ScopeGroups {
+		if _, err := resolveMimecastGroup(groups, g); err != nil {
+			return groupCheckError("controls.scope_groups", fmt.Sprintf("Mimecast group %q", g), err)
+		}
+	}
+	return nil
+}
+
+// groupCheckError makes a failed group lookup a configuration error when
+// the group is missing or ambiguous, and keeps the upstream's code
+// otherwise (with what was being checked in the message).
+func groupCheckError(field, what string, err error) error {
+	switch ErrorCode(err) {
+	case ENOTFOUND:
+		return FieldError(field, "%s not found", what)
+	case ECONFLICT, EINVALID:
+		return FieldError(field, "%s", ErrorMessage(err))
+	}
+	return fmt.Errorf("%w: %w", Errorf(ErrorCode(err), "could not check %s (%s): %s", what, field, ErrorMessage(err)), err)
+}
+
+// failJob counts a failed addition (fail) and keeps it for a retry: a
+// definitive failure (definitiveFailure) counts one attempt, and the
+// addition is given up after MaxControlAttempts of them.
+func (r *controlRun) failJob(j controlJob, what string, err error) {
+	r.fail(j.typ, j.user, what, err)
+	p := pendingControl{Type: j.typ, User: j.user, Event: j.ev, Since: r.now}
+	if j.pend != nil {
+		p = *j.pend
+	}
+	p.Target = j.target
+	msg := safeMessage(err)
+	if what != "" {
+		msg = what + ": " + msg
+	}
+	p.LastError = msg
+	if definitiveFailure(err) {
+		p.Attempts++
+	}
+	if p.Attempts >= MaxControlAttempts {
+		r.givenUp = append(r.givenUp, p)
+		r.pendingDirty = true
+		return
+	}
+	p.NextAt = r.now.Add(ControlRetryDelay)
+	r.requeued = append(r.requeued, p)
+	r.pendingDirty = true
+}
+
+// definitiveFailure tells the failures that concern this user or group
+// (not found, ambiguous, refused) from outages, which are retried
+// without limit.
+func definitiveFailure(err error) bool {
+	switch ErrorCode(err) {
+	case ENOTFOUND, ECONFLICT, EINVALID, EFORBIDDEN:
+		return true
+	}
+	return false
+}
+
+// giveUp drops a retry for good: counted, audited as failed with the
+// event's evidence, and named in the status' errors.
+func (r *controlRun) giveUp(ctx context.Context, p pendingControl) {
+	s := r.s
+	r.counts[ControlDropped]++
+	r.errs = append(r.errs, fmt.Sprintf("%s %s %s: given up after %d attempts: %s", r.now.Format(time.RFC3339), p.Type, p.User, p.Attempts, p.LastError))
+	detail := map[string]string{
+		"configuration": r.cfg.Name,
+		"event_type":    p.Type,
+		"group":         firstNonEmpty(p.Target.OktaGroup, p.Target.MimecastGroup),
+		"event_id":      p.Event.ID,
+		"rule":          p.Event.Rule,
+		"message_id":    p.Event.MessageID,
+		"event_at":      p.Event.At.UTC().Format(time.RFC3339),
+		"route":         p.Event.Route,
+		"attempts":      fmt.Sprint(p.Attempts),
+		"error":         p.LastError,
+	}
+	if p.Target.OktaGroup != "" {
+		detail["provider"] = controlProviderOkta
+	} else {
+		detail["provider"] = controlProviderMimecast
+	}
+	for k, v := range p.Event.Evidence {
+		detail["evidence."+k] = v
+	}
+	_ = s.audit(context.WithoutCancel(ctx), AuditEntry{At: r.now, Actor: ControlsActor, Action: ControlsAddAction, Target: p.User, Outcome: string(Failed), Detail: detail})
+	s.log.Warn().Str("configuration", r.cfg.Name).Str("event_type", p.Type).Str("user", p.User).Int("attempts", p.Attempts).
+		Str("error", p.LastError).Msg("controls: addition given up")
+}
+
+// loadPending returns the stored retries, oldest first; an unreadable
+// list is empty (logged).
+func (s *Service) loadPending(ctx context.Context, name string) []pendingControl {
+	b, err := s.store.State(ctx, name, controlsPendingKey)
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	var out []pendingControl
+	if err := json.Unmarshal(b, &out); err != nil {
+		s.log.Warn().Err(err).Str("configuration", name).Msg("controls: unreadable retry list dropped")
+		return nil
+	}
+	return out
+}
+
+// savePending gives up the run's hopeless additions (giveUp) and writes
+// back the retries not due in this run and the run's failures (one per
+// user and type, the oldest kept), at most maxPending: beyond it the
+// oldest are dropped and counted.
+func (r *controlRun) savePending(ctx context.Context) {
+	if !r.pendingDirty {
+		return
+	}
+	all := append(r.pending, r.requeued...)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Since.Before(all[j].Since) })
+	seen := map[string]bool{}
+	for _, p := range r.givenUp {
+		seen[p.key()] = true
+	}
+	out := all[:0]
+	for _, p := range all {
+		if k := p.key(); !seen[k] {
+			seen[k] = true
+			out = append(out, p)
+		}
+	}
+	if max := r.s.ctrls.maxPending; len(out) > max {
+		n := len(out) - max
+		r.counts[ControlDropped] += n
+		r.errs = append(r.errs, fmt.Sprintf("%s %d failed additions dropped: more than %d wait for a retry", r.now.Format(time.RFC3339), n, max))
+		r.s.log.Warn().Str("configuration", r.cfg.Name).Int("dropped", n).Int("max", max).Msg("controls: retry list full, oldest dropped")
+		out = out[n:]
+	}
+	for _, p := range r.givenUp {
+		r.giveUp(ctx, p)
+	}
+	r.pending, r.requeued, r.givenUp = out, nil, nil
+	b, err := json.Marshal(out)
+	if err == nil {
+		err = r.s.store.PutState(context.WithoutCancel(ctx), r.cfg.Name, controlsPendingKey, b)
+	}
+	if err != nil {
+		r.s.log.Warn().Err(err).Str("configuration", r.cfg.Name).Msg("controls: could not save the retry list")
+	}
 }

@@ -175,6 +175,18 @@ func (e *ctlEnv) stored(t *testing.T, name string) plugin.Configuration {
 	return c.WithDefaults()
 }
 
+// storeUpdate changes the stored configuration through the store, past
+// the service's checks: it stands for a group deleted or renamed in Okta
+// or Mimecast after the configuration was saved.
+func (e *ctlEnv) storeUpdate(t *testing.T, name string, mutate func(c *plugin.Configuration)) {
+	t.Helper()
+	c := e.stored(t, name)
+	mutate(&c)
+	if err := e.st.UpdateConfiguration(context.Background(), c); err != nil {
+		t.Fatalf("store UpdateConfiguration: %v", err)
+	}
+}
+
 func (e *ctlEnv) status(t *testing.T, name string) plugin.ControlsStatus {
 	t.Helper()
 	st, err := e.svc.ControlsStatus(context.Background(), name)
@@ -446,15 +458,16 @@ func TestControlsRecordEveryFailureKind(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newCtlEnv(t)
+			// The configuration is saved good (groups are checked then),
+			// then its groups vanish or the server loses Okta.
+			e.create(t, e.config("acme"))
+			if tt.mutate != nil {
+				e.storeUpdate(t, "acme", func(c *plugin.Configuration) { tt.mutate(e, c) })
+			}
 			if tt.opts != nil {
 				tt.opts(&e.opts)
 				e.svc = e.newService(t)
 			}
-			c := e.config("acme")
-			if tt.mutate != nil {
-				tt.mutate(e, &c)
-			}
-			e.create(t, c)
 			plugin.ControlsOnEvents(context.Background(), e.svc, e.stored(t, "acme"), []plugin.RiskEvent{tt.event(e)})
 			st := e.status(t, "acme")
 			if st.Counts[plugin.ControlFailed] != 1 || len(st.LastErrors) != 1 || !strings.Contains(st.LastErrors[0], tt.wantErr) {
@@ -540,11 +553,13 @@ func TestValidateControls(t *testing.T) {
 	})
 	t.Run("unknown groups", func(t *testing.T) {
 		e := newCtlEnv(t)
-		c := e.config("acme")
-		c.Controls.Targets["malicious_file_sent"] = plugin.ControlTarget{OktaGroup: "Nope"}
-		c.Controls.Targets["content_examination_sent"] = plugin.ControlTarget{MimecastGroup: "Nope Either"}
-		c.Controls.ScopeGroups = []string{"Controls Scope", "Ghost Group"}
-		e.create(t, c)
+		e.create(t, e.config("acme"))
+		// Groups deleted after the configuration was saved.
+		e.storeUpdate(t, "acme", func(c *plugin.Configuration) {
+			c.Controls.Targets["malicious_file_sent"] = plugin.ControlTarget{OktaGroup: "Nope"}
+			c.Controls.Targets["content_examination_sent"] = plugin.ControlTarget{MimecastGroup: "Nope Either"}
+			c.Controls.ScopeGroups = []string{"Controls Scope", "Ghost Group"}
+		})
 		v, err := e.svc.ValidateControls(ctx, "acme")
 		if err != nil {
 			t.Fatal(err)
@@ -583,9 +598,10 @@ func TestValidateControls(t *testing.T) {
 	})
 	t.Run("unregistered key", func(t *testing.T) {
 		e := newCtlEnv(t)
-		c := e.config("acme")
-		c.Controls.Okta.PrivateKey = oktatest.SEC1PEM(t, oktatest.NewECKey(t))
-		e.create(t, c)
+		e.create(t, e.config("acme"))
+		// The key was revoked in Okta after the configuration was saved.
+		other := oktatest.SEC1PEM(t, oktatest.NewECKey(t))
+		e.storeUpdate(t, "acme", func(c *plugin.Configuration) { c.Controls.Okta.PrivateKey = other })
 		v, err := e.svc.ValidateControls(ctx, "acme")
 		if err != nil {
 			t.Fatal(err)
