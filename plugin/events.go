@@ -196,8 +196,12 @@ func (s *Service) endRun(name string, err error) {
 	r := st.runLocked(name)
 	r.Running, r.FinishedAt = false, s.now().UTC()
 	r.Pulls++
-	r.Error = ""
-	if err != nil {
+	switch {
+	case err == nil:
+		r.Error = ""
+	case errors.Is(err, context.Canceled):
+		r.Error = "the pull was cancelled (shutting down)"
+	default:
 		r.Error = safeMessage(err)
 	}
 	r.notifyLocked()
