@@ -388,6 +388,9 @@ func TestAppendAuditWithoutKey(t *testing.T) {
 	if !errors.Is(err, ErrNoMasterKey) || !strings.Contains(err.Error(), "writing the audit log needs the master key") {
 		t.Errorf("AppendAudit without a key: err = %v, want one naming the master key", err)
 	}
+	if msg := plugin.ErrorMessage(err); !strings.Contains(msg, "needs the master key: set URE_MASTER_KEY") {
+		t.Errorf("plugin.ErrorMessage = %q, want the advice", msg)
+	}
 	// Token changes are audited, so they need the key too; reads do not.
 	if err := s.CreateToken(ctx, plugin.Token{ID: "t1", Hash: "h1"}); !errors.Is(err, ErrNoMasterKey) {
 		t.Errorf("CreateToken without a key: err = %v, want ErrNoMasterKey", err)

@@ -41,8 +41,9 @@ var ErrNoKey = &plugin.Error{Code: plugin.EINTERNAL, Message: "the store was ope
 var ErrNoMasterKey = errors.New("no master key")
 
 // keyNeededError says which operation needs the master key and where the
-// key can come from. It matches ErrNoMasterKey and unwraps to ErrNoKey
-// (a *plugin.Error).
+// key can come from. It matches ErrNoMasterKey and ErrNoKey, and unwraps
+// to a *plugin.Error (EINTERNAL) carrying the same text, so
+// plugin.ErrorMessage shows the advice.
 type keyNeededError struct {
 	what    string // "" for "no master key"
 	keyPath string // <data>/master.key
@@ -56,9 +57,11 @@ func (e *keyNeededError) Error() string {
 	return e.what + " needs the master key: " + how
 }
 
-func (e *keyNeededError) Is(target error) bool { return target == ErrNoMasterKey }
+func (e *keyNeededError) Is(target error) bool { return target == ErrNoMasterKey || target == ErrNoKey }
 
-func (e *keyNeededError) Unwrap() error { return ErrNoKey }
+func (e *keyNeededError) Unwrap() error {
+	return &plugin.Error{Code: plugin.EINTERNAL, Message: e.Error()}
+}
 
 const (
 	sealPrefix = "sealed:v1:"
