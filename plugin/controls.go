@@ -219,8 +219,15 @@ func (s *Service) controlsOnEvents(ctx context.Context, cfg Configuration, event
 			break
 		}
 	}
-	defer s.ctrls.lock(cfg.Name)()
 	r := &controlRun{s: s, cfg: cfg, now: s.now().UTC(), counts: map[string]int{}}
+	if !relevant {
+		// Pages of the other logs are saved meanwhile: without a control
+		// event and with no retry due, do not wait for their runs.
+		if r.pending = s.loadPending(ctx, cfg.Name); !r.anyDue() {
+			return
+		}
+	}
+	defer s.ctrls.lock(cfg.Name)()
 	r.pending = s.loadPending(ctx, cfg.Name)
 	if !relevant && !r.anyDue() {
 		return
