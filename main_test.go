@@ -503,34 +503,8 @@ func TestEndToEndEventsAndControls(t *testing.T) {
 		t.Fatalf("controls/validate: %+v", cv)
 	}
 
-	// Pull now and wait for the four checkpoints.
-	e.want("POST", base+"/events/pull", admin, nil, 202, nil)
-	var status struct {
-		Logs []struct {
-			Log      string
-			LastPull time.Time `json:"last_pull"`
-			Records  int
-			Events   int
-			Error    string
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		e.want("GET", base+"/events/pull", admin, nil, 200, &status)
-		doneLogs := 0
-		for _, l := range status.Logs {
-			if !l.LastPull.IsZero() && l.Records > 0 {
-				doneLogs++
-			}
-		}
-		if doneLogs == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("event pull did not finish: %+v", status)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// Pull now and wait until that pull (and any queued one) has finished.
+	e.pullEvents(base)
 
 	var evs struct {
 		Events []struct {
@@ -609,17 +583,19 @@ func TestEndToEndEventsAndControls(t *testing.T) {
 		t.Error("no DLP sender in the Mimecast target group")
 	}
 
-	// A second pull adds nobody again.
-	before := okt.TotalCalls()
-	beforeMembers := len(members)
-	e.want("POST", base+"/events/pull", admin, nil, 202, nil)
-	time.Sleep(300 * time.Millisecond)
-	e.want("GET", base+"/controls/status", admin, nil, 200, &cs)
-	after := len(okt.Members(fileGroup.ID)) + len(okt.Members(urlGroup.ID)) + len(e.emu.GroupMembers(dlpGroup.ID))
-	if after != beforeMembers {
-		t.Errorf("second pull changed membership: %d -> %d", beforeMembers, after)
+	// A second pull adds nobody again: no membership call at all.
+	oktaAdds, mcAdds := okt.Calls(oktatest.EndpointAddMember), e.emu.Calls(mimecasttest.PathAddGroupMember)
+	e.pullEvents(base)
+	if n := okt.Calls(oktatest.EndpointAddMember) - oktaAdds; n != 0 {
+		t.Errorf("second pull made %d Okta membership calls, want 0", n)
 	}
-	_ = before
+	if n := e.emu.Calls(mimecasttest.PathAddGroupMember) - mcAdds; n != 0 {
+		t.Errorf("second pull made %d Mimecast add-group-member calls, want 0", n)
+	}
+	after := len(okt.Members(fileGroup.ID)) + len(okt.Members(urlGroup.ID)) + len(e.emu.GroupMembers(dlpGroup.ID))
+	if after != len(members) {
+		t.Errorf("second pull changed membership: %d -> %d", len(members), after)
+	}
 
 	// The audit log shows each control addition with its evidence.
 	var audit struct {
@@ -645,5 +621,35 @@ func TestEndToEndEventsAndControls(t *testing.T) {
 		if strings.Contains(logs, s) || strings.Contains(responses, s) {
 			t.Errorf("a secret appears in the logs or a response: %.6s...", s)
 		}
+	}
+}
+
+// pullEvents asks for an event pull and waits until it has finished.
+func (e *testEnv) pullEvents(base string) {
+	e.t.Helper()
+	type state struct {
+		Pull struct {
+			Running, Queued bool
+			Pulls           int
+			Error           string
+		}
+	}
+	var st state
+	e.want("GET", base+"/events/pull", testAdminToken, nil, 200, &st)
+	before := st.Pull.Pulls
+	e.want("POST", base+"/events/pull", testAdminToken, nil, 202, nil)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		e.want("GET", base+"/events/pull", testAdminToken, nil, 200, &st)
+		if st.Pull.Pulls > before && !st.Pull.Running && !st.Pull.Queued {
+			break
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("event pull did not finish: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.Pull.Error != "" {
+		e.t.Fatalf("event pull failed: %s", st.Pull.Error)
 	}
 }

@@ -436,7 +436,12 @@ func (s *Server) eventsStatus(c *gin.Context) {
 	if cps == nil {
 		cps = []plugin.Checkpoint{}
 	}
-	c.JSON(http.StatusOK, gin.H{"logs": cps})
+	st, err := s.host.EventsPullState(c.Request.Context(), c.Param("name"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"logs": cps, "pull": st})
 }
 
 func (s *Server) events(c *gin.Context) {

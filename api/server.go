@@ -48,6 +48,7 @@ type Host interface {
 
 	PullEvents(ctx context.Context, name string) error
 	EventsStatus(ctx context.Context, name string) ([]plugin.Checkpoint, error)
+	EventsPullState(ctx context.Context, name string) (plugin.EventsPullState, error)
 	Events(ctx context.Context, name string, f plugin.EventFilter) ([]plugin.RiskEvent, string, error)
 	UserDetail(ctx context.Context, name, uid string) (plugin.UserDetail, error)
 	Targets(ctx context.Context, name, rule string, since time.Duration) (plugin.Targets, error)
