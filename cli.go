@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,9 +28,12 @@ func cliActor() string {
 	return "cli"
 }
 
-// openOffline opens the store of a server that is not running. Token and
-// audit commands need no master key.
-func openOffline(data string, readOnly bool) (*store.Store, error) {
+// openOffline opens the store of a server that is not running. The master
+// key (URE_MASTER_KEY, --master-key-file or <data>/master.key, never
+// generated here) keys the audit chain: audit verify and token
+// create/revoke (which append audit entries) need it and say so when it is
+// missing; token list does not.
+func openOffline(data string, readOnly bool, keyFile string, getenv func(string) string) (*store.Store, error) {
 	if data == "" {
 		return nil, fmt.Errorf("--data is required")
 	}
@@ -37,7 +41,11 @@ func openOffline(data string, readOnly bool) (*store.Store, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("no store at %s (is --data right?)", path)
 	}
-	st, err := store.Open(path, store.Options{ReadOnly: readOnly, Logger: zerolog.Nop()})
+	key, err := store.LoadMasterKey(getenv("URE_MASTER_KEY"), keyFile, data)
+	if err != nil && !errors.Is(err, store.ErrNoMasterKey) {
+		return nil, err
+	}
+	st, err := store.Open(path, store.Options{ReadOnly: readOnly, MasterKey: key, Logger: zerolog.Nop()})
 	if err != nil {
 		return nil, fmt.Errorf("open store (is the server still running?): %w", err)
 	}
@@ -58,10 +66,11 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	expires := fs.Duration("expires-in", 0, "lifetime, e.g. 720h (create; 0 = no expiry)")
 	configs := fs.String("configurations", "", "comma-separated configurations the token is limited to (create)")
 	id := fs.String("id", "", "token id (revoke)")
+	keyFile := fs.String("master-key-file", "", "file holding the base64 master key (create, revoke; default URE_MASTER_KEY or <data>/master.key)")
 	if err := parseFlags(fs, rest, getenv); err != nil {
 		return err
 	}
-	st, err := openOffline(*data, sub == "list")
+	st, err := openOffline(*data, sub == "list", *keyFile, getenv)
 	if err != nil {
 		return err
 	}
@@ -122,10 +131,11 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	data := fs.String("data", "./data", "data directory")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	keyFile := fs.String("master-key-file", "", "file holding the base64 master key (default URE_MASTER_KEY or <data>/master.key)")
 	if err := parseFlags(fs, args[1:], getenv); err != nil {
 		return err
 	}
-	st, err := openOffline(*data, true)
+	st, err := openOffline(*data, true, *keyFile, getenv)
 	if err != nil {
 		return err
 	}

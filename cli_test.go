@@ -66,7 +66,11 @@ func seedStore(t *testing.T, key string) string {
 
 func TestTokenCLI(t *testing.T) {
 	dir := seedStore(t, testMasterKey)
-	code, out, errOut := runCmd(t, nil, "token", "create", "--data", dir, "--name", "ci", "--owner", "ops", "--role", "operator", "--expires-in", "24h", "--configurations", "acme")
+	keyEnv := map[string]string{"URE_MASTER_KEY": testMasterKey}
+	if code, _, e := runCmd(t, nil, "token", "create", "--data", dir, "--name", "x", "--owner", "o"); code == 0 || !strings.Contains(e, "master key") {
+		t.Errorf("token create without the master key: exit %d, %q; want an error naming the master key", code, e)
+	}
+	code, out, errOut := runCmd(t, keyEnv, "token", "create", "--data", dir, "--name", "ci", "--owner", "ops", "--role", "operator", "--expires-in", "24h", "--configurations", "acme")
 	if code != 0 {
 		t.Fatalf("token create: %d %s", code, errOut)
 	}
@@ -82,7 +86,7 @@ func TestTokenCLI(t *testing.T) {
 	if code, _, _ := runCmd(t, nil, "token", "create", "--data", dir, "--name", "x", "--owner", "o", "--role", "root"); code == 0 {
 		t.Error("token create with role root succeeded")
 	}
-	if code, _, e := runCmd(t, nil, "token", "revoke", "--data", dir, "--id", id[1]); code != 0 {
+	if code, _, e := runCmd(t, keyEnv, "token", "revoke", "--data", dir, "--id", id[1]); code != 0 {
 		t.Fatalf("token revoke: %s", e)
 	}
 	st, err := store.Open(store.FilePath(dir), store.Options{ReadOnly: true, Logger: zerolog.Nop()})
@@ -101,7 +105,11 @@ func TestTokenCLI(t *testing.T) {
 
 func TestAuditVerifyCLI(t *testing.T) {
 	dir := seedStore(t, testMasterKey)
-	if code, out, e := runCmd(t, nil, "audit", "verify", "--data", dir); code != 0 {
+	keyEnv := map[string]string{"URE_MASTER_KEY": testMasterKey}
+	if code, _, e := runCmd(t, nil, "audit", "verify", "--data", dir); code == 0 || !strings.Contains(e, "audit verify needs the master key: set URE_MASTER_KEY or --master-key-file, or keep") {
+		t.Errorf("audit verify without the key: exit %d, %q", code, e)
+	}
+	if code, out, e := runCmd(t, keyEnv, "audit", "verify", "--data", dir); code != 0 {
 		t.Fatalf("intact chain: exit %d: %s %s", code, out, e)
 	}
 	// Edit the first entry's outcome behind the store's back.
@@ -125,7 +133,7 @@ func TestAuditVerifyCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ := runCmd(t, nil, "audit", "verify", "--data", dir)
+	code, out, _ := runCmd(t, keyEnv, "audit", "verify", "--data", dir)
 	if code != 1 || !strings.Contains(out, "1") {
 		t.Fatalf("tampered chain: exit %d, output %q; want exit 1 naming the entry", code, out)
 	}
@@ -277,7 +285,7 @@ func TestUnknownCommandAndEnvFlags(t *testing.T) {
 	}
 	// URE_DATA is read when --data is not given.
 	dir := seedStore(t, testMasterKey)
-	if code, _, e := runCmd(t, map[string]string{"URE_DATA": dir}, "audit", "verify"); code != 0 {
+	if code, _, e := runCmd(t, map[string]string{"URE_DATA": dir, "URE_MASTER_KEY": testMasterKey}, "audit", "verify"); code != 0 {
 		t.Errorf("audit verify with URE_DATA: %d %s", code, e)
 	}
 }

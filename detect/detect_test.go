@@ -605,8 +605,8 @@ func TestCustomRuleEnabled(t *testing.T) {
 		{"enabled false", func(*testing.T) plugin.Rule { return rule(false) }, nil, false},
 		{"json enabled false", func(t *testing.T) plugin.Rule { return fromJSON(t, `{`+base+`,"enabled":false}`) }, nil, false},
 		{"json enabled true", func(t *testing.T) plugin.Rule { return fromJSON(t, `{`+base+`,"enabled":true}`) }, nil, true},
-		// plugin.Rule.Enabled is a plain bool: omitted reads as false.
-		{"json enabled omitted", func(t *testing.T) plugin.Rule { return fromJSON(t, `{`+base+`}`) }, nil, false},
+		// A custom rule the admin wrote is on unless it says otherwise.
+		{"json enabled omitted", func(t *testing.T) plugin.Rule { return fromJSON(t, `{`+base+`}`) }, nil, true},
 		{"off, override on", func(*testing.T) plugin.Rule { return rule(false) }, ptr(true), true},
 		{"on, override off", func(*testing.T) plugin.Rule { return rule(true) }, ptr(false), false},
 	}

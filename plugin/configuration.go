@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -115,6 +116,25 @@ type Rule struct {
 	// DedupFields are the extra record fields (besides rule, user and
 	// messageId) that make an event unique, e.g. ["policy"].
 	DedupFields []string `json:"dedup_fields,omitempty"`
+}
+
+// UnmarshalJSON reads a rule strictly (unknown fields refused) and takes
+// an omitted "enabled" as true: a custom rule an admin writes is on unless
+// it says "enabled": false.
+func (r *Rule) UnmarshalJSON(b []byte) error {
+	type plain Rule
+	var in struct {
+		plain
+		Enabled *bool `json:"enabled"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return err
+	}
+	*r = Rule(in.plain)
+	r.Enabled = in.Enabled == nil || *in.Enabled
+	return nil
 }
 
 // Webhook is an outgoing notification target; Secret signs the body.

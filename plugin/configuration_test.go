@@ -1,6 +1,9 @@
 package plugin
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 func TestValidURL(t *testing.T) {
 	tests := []struct {
@@ -70,5 +73,26 @@ func TestCheckKeptSecrets(t *testing.T) {
 				t.Errorf("CheckKeptSecrets: %v, want field %q", err, tt.field)
 			}
 		})
+	}
+}
+
+func TestRuleEnabledDefaultsToTrue(t *testing.T) {
+	tests := []struct {
+		in      string
+		enabled bool
+		err     bool
+	}{
+		{`{"id":"r","log":"url","conditions":[],"user_field":"u","weight":5}`, true, false},
+		{`{"id":"r","enabled":true}`, true, false},
+		{`{"id":"r","enabled":false}`, false, false},
+		{`{"id":"r","enabeld":false}`, false, true},
+		{`{"id":"r","enabled":"no"}`, false, true},
+	}
+	for _, tt := range tests {
+		var r Rule
+		err := json.Unmarshal([]byte(tt.in), &r)
+		if (err != nil) != tt.err || (err == nil && (r.Enabled != tt.enabled || r.ID != "r")) {
+			t.Errorf("%s: rule %+v, err %v; want enabled %v, error %v", tt.in, r, err, tt.enabled, tt.err)
+		}
 	}
 }
