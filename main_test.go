@@ -522,6 +522,7 @@ func TestEndToEndEventsAndControls(t *testing.T) {
 		t.Errorf("disabled rule clicked_spam produced %d events", len(evs.Events))
 	}
 	e.want("GET", base+"/events?since=yesterday", admin, nil, 400, nil)
+	e.want("GET", base+"/events?rule=not_a_rule", admin, nil, 400, nil)
 	e.want("GET", base+"/events?rule=clicked_phishing&limit=1", admin, nil, 200, &evs)
 	if len(evs.Events) != 1 || evs.Events[0].Evidence["url"] == "" {
 		t.Fatalf("clicked_phishing event: %+v", evs.Events)

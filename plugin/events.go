@@ -1147,8 +1147,14 @@ func (s *Service) EventsStatus(ctx context.Context, name string) ([]Checkpoint, 
 // first, and the cursor of the next page. Limit defaults to 100 and is
 // capped at 1000. ENOTFOUND, EINVALID for a bad cursor.
 func (s *Service) Events(ctx context.Context, name string, f EventFilter) ([]RiskEvent, string, error) {
-	if _, err := s.configuration(ctx, name); err != nil {
+	cfg, err := s.configuration(ctx, name)
+	if err != nil {
 		return nil, "", err
+	}
+	if f.Rule = strings.TrimSpace(f.Rule); f.Rule != "" {
+		if err := s.checkRule(cfg, f.Rule); err != nil {
+			return nil, "", err
+		}
 	}
 	switch {
 	case f.Limit <= 0:
@@ -1272,15 +1278,8 @@ func (s *Service) Targets(ctx context.Context, name, rule string, since time.Dur
 	if since == 0 {
 		since = DefaultTargetsSince
 	}
-	if s.opts.Detector == nil {
-		return Targets{}, Errorf(EINVALID, "events are not available on this server")
-	}
-	det, err := s.opts.Detector(cfg.Events, controlsEnabled(cfg))
-	if err != nil {
+	if err := s.checkRule(cfg, rule); err != nil {
 		return Targets{}, err
-	}
-	if _, ok := ruleIndex(det.Rules())[rule]; !ok {
-		return Targets{}, FieldError("rule", "unknown rule %q", rule)
 	}
 	byUser := map[string]*TargetUser{}
 	f := EventFilter{Rule: rule, Since: s.now().Add(-since), Limit: scanPage}
@@ -1332,4 +1331,20 @@ func formatSince(d time.Duration) string {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
 	return d.String()
+}
+
+// checkRule refuses a rule id the configuration's rule set does not know
+// (EINVALID naming "rule"); a rule that exists but is turned off is known.
+func (s *Service) checkRule(cfg Configuration, rule string) error {
+	if s.opts.Detector == nil {
+		return Errorf(EINVALID, "events are not available on this server")
+	}
+	det, err := s.opts.Detector(cfg.Events, controlsEnabled(cfg))
+	if err != nil {
+		return err
+	}
+	if _, ok := ruleIndex(det.Rules())[rule]; !ok {
+		return FieldError("rule", "unknown rule %q", rule)
+	}
+	return nil
 }
