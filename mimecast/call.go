@@ -286,17 +286,29 @@ func resetWait(h http.Header, now time.Time) (time.Duration, bool) {
 	found := false
 	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
-			wait, found = time.Duration(ms*float64(time.Millisecond)), true
+			wait, found = capWait(ms*float64(time.Millisecond)), true
 		}
 	}
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-			wait, found = max(wait, time.Duration(s)*time.Second), true
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+			wait, found = max(wait, capWait(s*float64(time.Second))), true
 		} else if t, err := http.ParseTime(v); err == nil {
 			wait, found = max(wait, t.Sub(now)), true
 		}
 	}
 	return wait, found
+}
+
+// maxHeaderWait bounds a wait read from a header, so an absurd value (or
+// +Inf) cannot overflow time.Duration into a negative wait; MaxWait then
+// turns it into a fast rate-limited failure.
+const maxHeaderWait = 24 * time.Hour
+
+func capWait(ns float64) time.Duration {
+	if ns != ns || ns >= float64(maxHeaderWait) { // NaN or too long
+		return maxHeaderWait
+	}
+	return time.Duration(ns)
 }
 
 // attempt makes one HTTP attempt and classifies it: nil (done) or an

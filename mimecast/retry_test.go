@@ -532,3 +532,4 @@ func TestDefaultSleepAndJitter(t *testing.T) {
 		t.Errorf("got %v, want the context's deadline to end the backoff", err)
 	}
 }
+
