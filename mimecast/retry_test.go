@@ -532,4 +532,3 @@ func TestDefaultSleepAndJitter(t *testing.T) {
 		t.Errorf("got %v, want the context's deadline to end the backoff", err)
 	}
 }
-
