@@ -206,6 +206,10 @@ func TestEndToEnd(t *testing.T) {
 	bad = demoConfigBody(e, "acme")
 	bad["score"] = map[string]any{"mapping": map[string]int{"A": 100, "B": 600, "C": 400, "D": 200, "F": 1}}
 	e.want("POST", base, admin, bad, 400, nil)
+	bad["score"] = map[string]any{"band": "max", "mapping": map[string]int{"A": 800, "B": 600, "C": 400, "D": 200, "F": 1}}
+	e.want("POST", base, admin, bad, 400, nil)
+	bad["score"] = map[string]any{"band": "median"}
+	e.want("POST", base, admin, bad, 400, nil)
 	e.want("POST", base, admin, strings.Repeat(" ", 2<<20), 413, nil)
 
 	var created map[string]any
@@ -374,6 +378,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("re-run: %d %s", status, raw)
 	}
 	e.want("POST", base+"/acme/execute-action", admin, map[string]any{"records": records[:1], "action": map[string]any{"value": "explode"}}, 400, nil)
+	if raw := e.want("POST", base+"/acme/execute-action", admin, map[string]any{"records": records[:1],
+		"action": map[string]any{"value": "remove", "parameters": map[string]string{"group": "eNoNoSuchGroup"}}}, 400, nil); !strings.Contains(string(raw), "group") {
+		t.Errorf("unknown group id: %s", raw)
+	}
 	e.want("POST", base+"/acme/execute-action", admin, `{"records": [{"uid": 5}]}`, 400, nil)
 
 	// Sync now and its status.
@@ -416,6 +424,12 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("audit has no %s.* entry; actions seen %v", k, seen)
 		}
 	}
+
+	// Deleting a configuration removes it and everything kept for it.
+	e.want("DELETE", base+"/acme", admin, nil, 204, nil)
+	e.want("GET", base+"/acme", admin, nil, 404, nil)
+	e.want("POST", base+"/acme/fetch-scores", admin, `{}`, 404, nil)
+	e.want("DELETE", base+"/acme", admin, nil, 404, nil)
 
 	// No secret in any log line or response we saw (a token's value is in
 	// its own creation answer only, so responses are scanned for the rest).

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -311,6 +312,11 @@ func (s *Service) executeAction(ctx context.Context, actor string, cfg Configura
 		users = append(users, user{ActionResult{UID: n}})
 		valid = append(valid, n)
 	}
+	if len(valid) > 0 && a.Value != ActionGenerate && a.Parameters["group"] != CreateGroup {
+		if err := s.checkGroupExists(ctx, cfg, a.Parameters["group"]); err != nil {
+			return nil, err
+		}
+	}
 	if len(valid) > 0 {
 		req := ActionRequest{Configuration: cfg.Name, Action: a, Users: valid, BatchSize: cfg.Mimecast.BatchSize}
 		if a.Value != ActionGenerate {
@@ -410,4 +416,27 @@ func validEmail(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkGroupExists refuses a group id the tenant does not have (EINVALID
+// naming action.parameters.group) instead of failing every user with
+// Mimecast's "folder not found". It uses the cached group list and, on a
+// miss, one fresh lookup, so a group created a moment ago is found.
+func (s *Service) checkGroupExists(ctx context.Context, cfg Configuration, id string) error {
+	for attempt := 0; attempt < 2; attempt++ {
+		if attempt == 1 {
+			s.host.dropGroups(cfg.Name)
+		}
+		gs, err := s.groupsOf(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			if g.ID == id {
+				return nil
+			}
+		}
+	}
+	return &Error{Code: EINVALID, Field: "action.parameters.group",
+		Message: fmt.Sprintf("no Mimecast group has the id %q; list the groups with GET .../actions/add/fields", id)}
 }

@@ -252,6 +252,9 @@ func (c Configuration) Validate() error {
 	if time.Duration(c.SyncInterval) < MinSyncInterval {
 		return FieldError("sync_interval", "must be at least 1m")
 	}
+	if c.Score.Band != "" && len(c.Score.Mapping) > 0 {
+		return FieldError("score", "give either band or mapping, not both")
+	}
 	m := c.Mimecast
 	if err := validURL(m.BaseURL); err != nil {
 		return FieldError("mimecast.base_url", "%s", err)
