@@ -80,20 +80,26 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	fmt.Fprintf(stdout, "  API 2.0: client id %s  client secret %s\n", o.ClientID, o.ClientSecret)
 	fmt.Fprintf(stdout, "  stats: GET http://%s%s\n", ln.Addr(), mimecasttest.PathStats)
 
+	return serveUntilDone(ctx, hs, ln, "emulator")
+}
+
+// serveUntilDone serves hs on ln until ctx is done, then shuts it down
+// gracefully (5 s at most). name prefixes the errors.
+func serveUntilDone(ctx context.Context, hs *http.Server, ln net.Listener, name string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("emulator: serve: %w", err)
+		return fmt.Errorf("%s: serve: %w", name, err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("emulator: shutdown: %w", err)
+		return fmt.Errorf("%s: shutdown: %w", name, err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("emulator: serve: %w", err)
+		return fmt.Errorf("%s: serve: %w", name, err)
 	}
 	return nil
 }

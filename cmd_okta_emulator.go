@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -92,20 +91,5 @@ func runOktaEmulator(ctx context.Context, args []string, getenv func(string) str
 	settings, _ := json.Marshal(map[string]any{"base_url": base, "client_id": *clientID, "private_key": "<contents of " + path + ">", "dpop": *dpop})
 	fmt.Fprintf(stdout, "  controls.okta: %s\n", settings)
 
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("okta-emulator: serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("okta-emulator: shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("okta-emulator: serve: %w", err)
-	}
-	return nil
+	return serveUntilDone(ctx, hs, ln, "okta-emulator")
 }
