@@ -177,7 +177,7 @@ func (s *Service) ValidateConfiguration(ctx context.Context, name string) (Valid
 	if err != nil {
 		return ValidationResult{}, err
 	}
-	mc, err := s.opts.Mimecast(cfg.Mimecast)
+	mc, err := s.mimecastClient(cfg.Mimecast)
 	if err != nil {
 		return ValidationResult{Success: false, Message: "the Mimecast settings cannot be used: " + ErrorMessage(err)}, nil
 	}

@@ -39,6 +39,8 @@ type Service struct {
 	host   *hostState // grade sync, snapshots in memory (sync.go)
 	events *eventState
 	ctrls  *controlState
+	// clients shares one Mimecast client per tenant settings (clients.go).
+	clients clientCache
 }
 
 // NewService builds a Service; call Start to begin background loops.
