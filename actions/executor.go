@@ -99,7 +99,11 @@ func (e *Executor) Execute(ctx context.Context, req plugin.ActionRequest) ([]plu
 		if name == "" {
 			return nil, plugin.FieldError("action.parameters.name", "is required with Create New Group")
 		}
-		g, created, err := e.ensureGroup(ctx, req.Configuration, req.Mimecast, name)
+		tenant := req.Tenant
+		if tenant == "" {
+			tenant = req.Configuration
+		}
+		g, created, err := e.ensureGroup(ctx, tenant, req.Mimecast, name)
 		if err != nil {
 			log.Warn().Err(err).Str("group_name", name).Msg("could not find or create the group")
 			msg := "could not find or create the group " + quote(name) + ": " + plugin.ErrorMessage(err)
@@ -159,10 +163,10 @@ func (e *Executor) Execute(ctx context.Context, req plugin.ActionRequest) ([]plu
 
 // ensureGroup finds the group named name (exact, any case) with one
 // find-groups call, and creates it only if none exists. Calls for the same
-// (configuration, name) are serialized, so the second sees the first's
-// group instead of creating another.
-func (e *Executor) ensureGroup(ctx context.Context, configuration string, mc plugin.Mimecast, name string) (plugin.Group, bool, error) {
-	unlock := e.lock(configuration + "\x00" + strings.ToLower(name))
+// (tenant, name) are serialized, even from two configurations of one
+// tenant, so the second sees the first's group instead of creating another.
+func (e *Executor) ensureGroup(ctx context.Context, tenant string, mc plugin.Mimecast, name string) (plugin.Group, bool, error) {
+	unlock := e.lock(tenant + "\x00" + strings.ToLower(name))
 	defer unlock()
 	gs, err := mc.FindGroups(ctx, name)
 	if err != nil {

@@ -318,7 +318,7 @@ func (s *Service) executeAction(ctx context.Context, actor string, cfg Configura
 		}
 	}
 	if len(valid) > 0 {
-		req := ActionRequest{Configuration: cfg.Name, Action: a, Users: valid, BatchSize: cfg.Mimecast.BatchSize}
+		req := ActionRequest{Configuration: cfg.Name, Tenant: tenantKey(cfg.Mimecast), Action: a, Users: valid, BatchSize: cfg.Mimecast.BatchSize}
 		if a.Value != ActionGenerate {
 			mc, err := s.mimecastClient(cfg.Mimecast)
 			if err != nil {
@@ -439,4 +439,14 @@ func (s *Service) checkGroupExists(ctx context.Context, cfg Configuration, id st
 	}
 	return &Error{Code: EINVALID, Field: "action.parameters.group",
 		Message: fmt.Sprintf("no Mimecast group has the id %q; list the groups with GET .../actions/add/fields", id)}
+}
+
+// tenantKey names the Mimecast tenant behind settings: the same base URL
+// and application (or OAuth client) is the same tenant.
+func tenantKey(m MimecastSettings) string {
+	id := m.AppID
+	if m.Auth == AuthOAuth2 {
+		id = m.ClientID
+	}
+	return strings.ToLower(strings.TrimRight(m.BaseURL, "/")) + "\x00" + id
 }

@@ -161,6 +161,8 @@ func TestExecuteAddCreatesGroupOnceAndBatches(t *testing.T) {
 
 func TestExecuteConcurrentCreateMakesOneGroup(t *testing.T) {
 	e := newCoreEnv(t, mimecasttest.Options{Users: 40})
+	// A second configuration of the same tenant creates concurrently too.
+	e.create("acme-2")
 	users := tenantUsers(e, 40)
 	a := plugin.Action{Value: "add", Parameters: map[string]string{"group": "create", "name": "Same Name"}}
 	var wg sync.WaitGroup
@@ -169,7 +171,11 @@ func TestExecuteConcurrentCreateMakesOneGroup(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			part := users[i*5 : i*5+5]
-			if _, err := e.svc.ExecuteAction(context.Background(), "op", "acme", "", part, a); err != nil {
+			name := "acme"
+			if i%2 == 1 {
+				name = "acme-2"
+			}
+			if _, err := e.svc.ExecuteAction(context.Background(), "op", name, "", part, a); err != nil {
 				t.Error(err)
 			}
 		}()

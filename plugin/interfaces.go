@@ -154,8 +154,11 @@ type Clock func() time.Time
 // ActionRequest is one execute-action call handed to the executor.
 type ActionRequest struct {
 	Configuration string
-	Mimecast      Mimecast
-	Action        Action
+	// Tenant identifies the Mimecast tenant (base URL and app or client
+	// id): two configurations of one tenant must not create a group twice.
+	Tenant   string
+	Mimecast Mimecast
+	Action   Action
 	// Users are normalized, de-duplicated, valid addresses.
 	Users []string
 	// BatchSize is the number of members per Mimecast call.
