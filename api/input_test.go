@@ -145,9 +145,9 @@ func TestBadInput(t *testing.T) {
 		{"audit since", "GET", "/api/v1/audit?since=2025-13-01", nil, nil, 400, "since"},
 		{"audit cursor", "GET", "/api/v1/audit?cursor=abc", nil, nil, 400, "cursor"},
 		{"audit limit", "GET", "/api/v1/audit?limit=5000", nil, nil, 400, "limit"},
-		{"token role", "POST", "/api/v1/tokens", `{"name":"x","role":"root"}`, nil, 400, "role"},
-		{"token expires type", "POST", "/api/v1/tokens", `{"name":"x","role":"viewer","expires_in":true}`, nil, 400, ""},
-		{"token unknown field", "POST", "/api/v1/tokens", `{"name":"x","role":"viewer","scope":"all"}`, nil, 400, "scope"},
+		{"token role", "POST", "/api/v1/tokens", `{"name":"x","owner":"o","role":"root"}`, nil, 400, "role"},
+		{"token expires type", "POST", "/api/v1/tokens", `{"name":"x","owner":"o","role":"viewer","expires_in":true}`, nil, 400, ""},
+		{"token unknown field", "POST", "/api/v1/tokens", `{"name":"x","owner":"o","role":"viewer","scope":"all"}`, nil, 400, "scope"},
 		{"unknown token", "DELETE", "/api/v1/tokens/tok_nope", nil, nil, 404, ""},
 	}
 	for _, tt := range tests {
@@ -305,7 +305,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 
 	// A token created through the API is shown once, then never again.
-	w = e.do("admin", "POST", "/api/v1/tokens", map[string]any{"name": "ci", "role": "viewer", "expires_in": "720h"}, nil)
+	w = e.do("admin", "POST", "/api/v1/tokens", map[string]any{"name": "ci", "owner": "o", "role": "viewer", "expires_in": "720h"}, nil)
 	var created struct {
 		Token, ID string
 		ExpiresAt *time.Time `json:"expires_at"`

@@ -106,7 +106,7 @@ func TestDecodeFieldPaths(t *testing.T) {
 		{"duration case-insensitive key", "POST", cfgs, `{"name":"x","Sync_Interval":"soon"}`, "sync_interval", "soon", ""},
 		{"first bad duration in order", "POST", cfgs, `{"name":"x","mimecast":{"timeout":"never"},"events":{"half_life":"bad"}}`, "mimecast.timeout", "never", ""},
 		{"duration type", "POST", cfgs, `{"name":"x","events":{"interval":true}}`, "events.interval", "", ""},
-		{"token expiry", "POST", "/api/v1/tokens", `{"name":"x","role":"viewer","expires_in":"forever"}`, "expires_in", "forever", ""},
+		{"token expiry", "POST", "/api/v1/tokens", `{"name":"x","owner":"o","role":"viewer","expires_in":"forever"}`, "expires_in", "forever", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,7 +24,7 @@ func v1Routes(e *env) []route {
 	}
 	return []route{
 		{method: "GET", path: "/api/v1/manifest", min: "viewer", ok: 200},
-		{method: "POST", path: "/api/v1/tokens", body: map[string]any{"name": "n", "role": "viewer"}, min: "admin", global: true, ok: 201},
+		{method: "POST", path: "/api/v1/tokens", body: map[string]any{"name": "n", "owner": "o", "role": "viewer"}, min: "admin", global: true, ok: 201},
 		{method: "GET", path: "/api/v1/tokens", min: "admin", global: true, ok: 200},
 		{method: "DELETE", path: "/api/v1/tokens/" + e.revokedID, min: "admin", global: true, ok: 204},
 		{method: "GET", path: "/api/v1/audit", min: "admin", global: true, ok: 200},

@@ -218,6 +218,13 @@ type idempotentAnswer struct {
 
 // requestHash identifies an execute-action request for its idempotency key.
 func requestHash(a Action, uids []string) string {
+	// Addresses match case-insensitively, so a retry that only changes
+	// their case is the same request.
+	norm := make([]string, len(uids))
+	for i, u := range uids {
+		norm[i] = NormalizeEmail(u)
+	}
+	uids = norm
 	b, _ := json.Marshal(struct {
 		Value      string            `json:"value"`
 		Parameters map[string]string `json:"parameters"`
@@ -251,7 +258,9 @@ func (s *Service) ExecuteAction(ctx context.Context, actor, name, idempotencyKey
 	}
 	// Keys are scoped to the configuration and the caller: another token
 	// reusing a key neither sees this caller's answer nor blocks it.
-	key := name + "\x00" + actor + "\x00" + idempotencyKey
+	// The creation time keeps a deleted and re-created configuration of the
+	// same name from replaying the old one's answers.
+	key := name + "\x00" + cfg.CreatedAt.UTC().Format(time.RFC3339Nano) + "\x00" + actor + "\x00" + idempotencyKey
 	unlock := s.host.lockKey("idem\x00" + key)
 	defer unlock()
 	hash := requestHash(a, uids)

@@ -71,6 +71,9 @@ func (r TokenRequest) validate() (TokenRequest, error) {
 	if r.Name == "" || len(r.Name) > 128 {
 		return r, FieldError("name", "is required, at most 128 characters")
 	}
+	if r.Owner == "" {
+		return r, FieldError("owner", "is required: the person or system accountable for the token")
+	}
 	if len(r.Owner) > 256 {
 		return r, FieldError("owner", "must be at most 256 characters")
 	}

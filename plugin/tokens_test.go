@@ -63,14 +63,15 @@ func TestCreateTokenValidation(t *testing.T) {
 		req   plugin.TokenRequest
 		field string
 	}{
-		{"no name", plugin.TokenRequest{Role: plugin.RoleViewer}, "name"},
-		{"long name", plugin.TokenRequest{Name: strings.Repeat("n", 129), Role: plugin.RoleViewer}, "name"},
-		{"no role", plugin.TokenRequest{Name: "x"}, "role"},
-		{"bad role", plugin.TokenRequest{Name: "x", Role: "root"}, "role"},
-		{"negative expiry", plugin.TokenRequest{Name: "x", Role: plugin.RoleAdmin, ExpiresIn: plugin.Duration(-time.Hour)}, "expires_in"},
-		{"tiny expiry", plugin.TokenRequest{Name: "x", Role: plugin.RoleAdmin, ExpiresIn: plugin.Duration(time.Second)}, "expires_in"},
-		{"over a year", plugin.TokenRequest{Name: "x", Role: plugin.RoleAdmin, ExpiresIn: plugin.Duration(366 * 24 * time.Hour)}, "expires_in"},
-		{"bad configuration", plugin.TokenRequest{Name: "x", Role: plugin.RoleAdmin, Configurations: []string{"a b"}}, "configurations"},
+		{"no name", plugin.TokenRequest{Owner: "ops", Role: plugin.RoleViewer}, "name"},
+		{"no owner", plugin.TokenRequest{Name: "x", Role: plugin.RoleViewer}, "owner"},
+		{"long name", plugin.TokenRequest{Owner: "ops", Name: strings.Repeat("n", 129), Role: plugin.RoleViewer}, "name"},
+		{"no role", plugin.TokenRequest{Owner: "ops", Name: "x"}, "role"},
+		{"bad role", plugin.TokenRequest{Owner: "ops", Name: "x", Role: "root"}, "role"},
+		{"negative expiry", plugin.TokenRequest{Owner: "ops", Name: "x", Role: plugin.RoleAdmin, ExpiresIn: plugin.Duration(-time.Hour)}, "expires_in"},
+		{"tiny expiry", plugin.TokenRequest{Owner: "ops", Name: "x", Role: plugin.RoleAdmin, ExpiresIn: plugin.Duration(time.Second)}, "expires_in"},
+		{"over a year", plugin.TokenRequest{Owner: "ops", Name: "x", Role: plugin.RoleAdmin, ExpiresIn: plugin.Duration(366 * 24 * time.Hour)}, "expires_in"},
+		{"bad configuration", plugin.TokenRequest{Owner: "ops", Name: "x", Role: plugin.RoleAdmin, Configurations: []string{"a b"}}, "configurations"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,12 +140,12 @@ func fmtEntries(es []plugin.AuditEntry) string {
 func TestAuthenticate(t *testing.T) {
 	e := newTokEnv(t)
 	ctx := context.Background()
-	_, good, err := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Name: "good", Role: plugin.RoleViewer})
+	_, good, err := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Owner: "ops", Name: "good", Role: plugin.RoleViewer})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, soon, _ := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Name: "soon", Role: plugin.RoleViewer, ExpiresIn: plugin.Duration(time.Hour)})
-	rt, revoked, _ := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Name: "gone", Role: plugin.RoleAdmin})
+	_, soon, _ := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Owner: "ops", Name: "soon", Role: plugin.RoleViewer, ExpiresIn: plugin.Duration(time.Hour)})
+	rt, revoked, _ := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Owner: "ops", Name: "gone", Role: plugin.RoleAdmin})
 	if err := e.svc.RevokeToken(ctx, "a", rt.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestAuthenticate(t *testing.T) {
 func TestAuthenticateTouchesAtMostOncePerMinute(t *testing.T) {
 	e := newTokEnv(t)
 	ctx := context.Background()
-	tok, v, _ := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Name: "t", Role: plugin.RoleViewer})
+	tok, v, _ := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Owner: "ops", Name: "t", Role: plugin.RoleViewer})
 	lastUsed := func() time.Time {
 		ts, _ := e.svc.ListTokens(ctx)
 		for _, x := range ts {
@@ -213,7 +214,7 @@ func TestRevokeToken(t *testing.T) {
 	e := newTokEnv(t)
 	ctx := context.Background()
 	tokCode(t, e.svc.RevokeToken(ctx, "a", "tok_missing"), plugin.ENOTFOUND)
-	tok, _, _ := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Name: "t", Role: plugin.RoleViewer})
+	tok, _, _ := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Owner: "ops", Name: "t", Role: plugin.RoleViewer})
 	if err := e.svc.RevokeToken(ctx, "bob", tok.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func TestEnsureAdminToken(t *testing.T) {
 	})
 	t.Run("restricted admin does not count", func(t *testing.T) {
 		e := newTokEnv(t)
-		e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Name: "r", Role: plugin.RoleAdmin, Configurations: []string{"acme"}})
+		e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Owner: "ops", Name: "r", Role: plugin.RoleAdmin, Configurations: []string{"acme"}})
 		if _, created, err := e.svc.EnsureAdminToken(ctx, ""); err != nil || !created {
 			t.Fatalf("got %v %v, want a new admin", created, err)
 		}
@@ -292,7 +293,7 @@ func TestRecordAuthFailure(t *testing.T) {
 func BenchmarkAuthenticate(b *testing.B) {
 	e := newTokEnv(b)
 	ctx := context.Background()
-	_, v, err := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Name: "t", Role: plugin.RoleViewer})
+	_, v, err := e.svc.CreateToken(ctx, "a", plugin.TokenRequest{Owner: "ops", Name: "t", Role: plugin.RoleViewer})
 	if err != nil {
 		b.Fatal(err)
 	}
