@@ -147,6 +147,9 @@ func startApp(ctx context.Context, cfg serverConfig, getenv func(string) string,
 	if created && getenv("URE_ADMIN_TOKEN") == "" {
 		a.AdminToken = token
 	}
+	if !created && getenv("URE_ADMIN_TOKEN") != "" {
+		log.Warn().Msg("URE_ADMIN_TOKEN is set but an admin token exists already: the variable was not used (manage tokens with the API or `mimecast-ure token`)")
+	}
 	if err := svc.Start(ctx); err != nil {
 		return fail(fmt.Errorf("start plugin host: %w", err))
 	}

@@ -3,6 +3,7 @@ package plugin
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 func TestValidURL(t *testing.T) {
@@ -93,6 +94,29 @@ func TestRuleEnabledDefaultsToTrue(t *testing.T) {
 		err := json.Unmarshal([]byte(tt.in), &r)
 		if (err != nil) != tt.err || (err == nil && (r.Enabled != tt.enabled || r.ID != "r")) {
 			t.Errorf("%s: rule %+v, err %v; want enabled %v, error %v", tt.in, r, err, tt.enabled, tt.err)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"15m", 15 * time.Minute, false},
+		{"720h", 720 * time.Hour, false},
+		{"30d", 30 * 24 * time.Hour, false},
+		{"1.5d", 36 * time.Hour, false},
+		{"d", 0, true},
+		{"-1d", 0, true},
+		{"xd", 0, true},
+		{"forever", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseDuration(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.err)
 		}
 	}
 }

@@ -44,14 +44,14 @@ type Snapshot struct {
 // SyncStatus describes the last grade sync of a configuration.
 type SyncStatus struct {
 	State         string    `json:"state"` // idle, running, ok, failed
-	StartedAt     time.Time `json:"started_at,omitempty"`
-	FinishedAt    time.Time `json:"finished_at,omitempty"`
+	StartedAt     time.Time `json:"started_at,omitzero"`
+	FinishedAt    time.Time `json:"finished_at,omitzero"`
 	Users         int       `json:"users"`
 	Scored        int       `json:"scored"`
 	UnknownGrades int       `json:"unknown_grades"`
 	Pages         int       `json:"pages"`
 	Error         string    `json:"error,omitempty"`
-	SnapshotAt    time.Time `json:"snapshot_at,omitempty"`
+	SnapshotAt    time.Time `json:"snapshot_at,omitzero"`
 }
 
 // Account is the part of get-account the host uses.
@@ -223,8 +223,8 @@ type Rejected struct {
 // Checkpoint is how far a log has been pulled for one configuration.
 type Checkpoint struct {
 	Log      LogKind   `json:"log"`
-	Through  time.Time `json:"through"` // newest record time stored
-	LastPull time.Time `json:"last_pull,omitempty"`
+	Through  time.Time `json:"through,omitzero"` // newest record time stored
+	LastPull time.Time `json:"last_pull,omitzero"`
 	Records  int       `json:"records"`  // records read, all time
 	Events   int       `json:"events"`   // events stored, all time
 	Rejected int       `json:"rejected"` // records set aside, all time

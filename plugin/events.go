@@ -1330,7 +1330,9 @@ func formatSince(d time.Duration) string {
 	if d%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	}
-	return d.String()
+	// An RFC 3339 "since" arrives as an age with nanoseconds; a second is
+	// precision enough to echo.
+	return d.Round(time.Second).String()
 }
 
 // checkRule refuses a rule id the configuration's rule set does not know
