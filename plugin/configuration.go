@@ -214,6 +214,10 @@ const (
 	DefaultRetentionDays = 90
 	DefaultHalfLife      = 30 * 24 * time.Hour
 	MaxScopeGroups       = 5
+	// MinSecretLength is the shortest key or secret accepted: real ones
+	// are far longer, and a very short one could not be told apart from
+	// ordinary text when it is redacted from error messages.
+	MinSecretLength = 8
 )
 
 // ControlEventTypes are the event types the controls act on.
@@ -288,6 +292,13 @@ func (c Configuration) Validate() error {
 				return FieldError(f.name, "is required when auth is legacy")
 			}
 		}
+		for _, f := range []struct{ name, v string }{
+			{"mimecast.app_key", m.AppKey}, {"mimecast.access_key", m.AccessKey}, {"mimecast.secret_key", m.SecretKey},
+		} {
+			if len(strings.TrimSpace(f.v)) < MinSecretLength {
+				return FieldError(f.name, "is too short to be a Mimecast key (at least %d characters)", MinSecretLength)
+			}
+		}
 		if _, err := base64.StdEncoding.DecodeString(strings.TrimSpace(m.SecretKey)); err != nil && m.SecretKey != Masked {
 			return FieldError("mimecast.secret_key", "must be standard base64 as Mimecast issues it")
 		}
@@ -297,6 +308,9 @@ func (c Configuration) Validate() error {
 		}
 		if strings.TrimSpace(m.ClientSecret) == "" {
 			return FieldError("mimecast.client_secret", "is required when auth is oauth2")
+		}
+		if len(strings.TrimSpace(m.ClientSecret)) < MinSecretLength {
+			return FieldError("mimecast.client_secret", "is too short to be a client secret (at least %d characters)", MinSecretLength)
 		}
 	default:
 		return FieldError("mimecast.auth", "must be legacy or oauth2")
@@ -326,6 +340,9 @@ func (c Configuration) Validate() error {
 		if w := e.NudgeWebhook; w != nil {
 			if err := validURL(w.URL); err != nil {
 				return FieldError("events.nudge_webhook.url", "%s", err)
+			}
+			if w.Secret != "" && len(w.Secret) < MinSecretLength {
+				return FieldError("events.nudge_webhook.secret", "must be at least %d characters", MinSecretLength)
 			}
 		}
 	}
@@ -366,6 +383,9 @@ func (c Configuration) Validate() error {
 		if w := k.NotifyWebhook; w != nil {
 			if err := validURL(w.URL); err != nil {
 				return FieldError("controls.notify_webhook.url", "%s", err)
+			}
+			if w.Secret != "" && len(w.Secret) < MinSecretLength {
+				return FieldError("controls.notify_webhook.secret", "must be at least %d characters", MinSecretLength)
 			}
 		}
 	}

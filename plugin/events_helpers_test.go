@@ -238,7 +238,7 @@ func evConfig(name string, ev *plugin.EventSettings) plugin.Configuration {
 		Name: name,
 		Mimecast: plugin.MimecastSettings{
 			BaseURL: "https://mimecast.invalid", Auth: plugin.AuthLegacy,
-			AppID: "app", AppKey: "key", AccessKey: "access", SecretKey: "c2VjcmV0",
+			AppID: "app", AppKey: "events-app-key", AccessKey: "events-access-key", SecretKey: "c2VjcmV0LWtleS12YWx1ZQ==",
 			PageSize: 50,
 		},
 		Events: ev,
