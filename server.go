@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -125,12 +126,16 @@ func startApp(ctx context.Context, cfg serverConfig, getenv func(string) string,
 	}
 	metrics := api.NewMetrics()
 	mcExtra.Observer = metrics
+	if mcExtra.HTTPClient == nil {
+		mcExtra.HTTPClient = outboundClient(0)
+	}
 	svc := plugin.NewService(plugin.ServiceOptions{
 		Store:    st,
 		Mimecast: mimecast.Factory(mcExtra),
 		Actions:  actions.New(actions.Options{Logger: log.With().Str("component", "actions").Logger()}),
 		Detector: detect.New,
-		Okta:     okta.Factory(okta.Options{}),
+		Okta:     okta.Factory(okta.Options{HTTPClient: outboundClient(0)}),
+		Webhooks: plugin.HTTPWebhookSender{Client: outboundClient(plugin.WebhookTimeout)},
 		Metrics:  metrics,
 		Logger:   log,
 	})
@@ -267,4 +272,35 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "Created the first admin token (shown once, store it now):\n  %s\n", a.AdminToken)
 	}
 	return a.Serve(ctx)
+}
+
+// outboundClient is the HTTP client for every call the server makes out
+// (Mimecast, Okta, webhooks): it never follows a redirect (a signed body or
+// a credential must not be re-sent somewhere else) and never connects to a
+// link-local, multicast or unspecified address, whatever a host name
+// resolves to (cloud metadata services live at 169.254.169.254).
+func outboundClient(timeout time.Duration) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: refuseSpecialAddress}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = dialer.DialContext
+	tr.MaxIdleConnsPerHost = 16
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// refuseSpecialAddress is a net.Dialer Control: it runs after name
+// resolution, on the address actually dialled.
+func refuseSpecialAddress(network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
+		return fmt.Errorf("refusing to connect to %s: link-local, multicast or unspecified address", host)
+	}
+	return nil
 }

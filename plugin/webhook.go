@@ -111,7 +111,8 @@ var _ WebhookSender = HTTPWebhookSender{}
 func (h HTTPWebhookSender) Send(ctx context.Context, w Webhook, body []byte) error {
 	c := h.Client
 	if c == nil {
-		c = &http.Client{Timeout: WebhookTimeout}
+		// Never follow a redirect: the signed body would go elsewhere.
+		c = &http.Client{Timeout: WebhookTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	now := time.Now
 	if h.Now != nil {
