@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -185,9 +184,8 @@ func (s *Service) ValidateAction(ctx context.Context, name string, a Action) (Va
 	}
 	a, err = checkAction(a)
 	if err != nil {
-		var pe *Error
-		errors.As(err, &pe)
-		return ValidationResult{Success: false, Message: pe.Message}, nil
+		// ErrorMessage names the parameter ("action.parameters.name: ...").
+		return ValidationResult{Success: false, Message: ErrorMessage(err)}, nil
 	}
 	group := a.Parameters["group"]
 	if a.Value == ActionGenerate {
