@@ -105,6 +105,32 @@ func (s *Server) authenticate(c *gin.Context) {
 	unauthorized(c)
 }
 
+// ctxAllow is the gin context key of the Allow header of a 405, held back
+// until the caller has authenticated.
+const ctxAllow = "ure.allow"
+
+// isV1 reports whether path is under /api/v1.
+func isV1(path string) bool {
+	return path == "/api/v1" || strings.HasPrefix(path, "/api/v1/")
+}
+
+// authenticateV1 runs before the 404 and 405 answers: under /api/v1 it
+// authenticates first (the same 401 or 429, counted and audited like any
+// other failure), and holds back the Allow header gin set for a 405 until
+// then, so neither the status nor the header tells a caller without a
+// token which routes exist. Other paths go straight on.
+func (s *Server) authenticateV1(c *gin.Context) {
+	if !isV1(c.Request.URL.Path) {
+		c.Next()
+		return
+	}
+	if allow := c.Writer.Header().Get("Allow"); allow != "" {
+		c.Set(ctxAllow, allow)
+		c.Writer.Header().Del("Allow")
+	}
+	s.authenticate(c)
+}
+
 // require returns a middleware that lets through tokens of at least role.
 // For routes with a :name parameter the token must also allow that
 // configuration; global routes marked unrestricted need a token that is

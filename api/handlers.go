@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/csv"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -231,6 +233,10 @@ func (s *Server) deleteConfiguration(c *gin.Context) {
 }
 
 func (s *Server) validateConfiguration(c *gin.Context) {
+	if err := noBody(c); err != nil {
+		s.fail(c, err)
+		return
+	}
 	res, err := s.host.ValidateConfiguration(c.Request.Context(), c.Param("name"))
 	if err != nil {
 		s.fail(c, err)
@@ -241,22 +247,41 @@ func (s *Server) validateConfiguration(c *gin.Context) {
 
 // ---- plugin operations ----
 
-// recordsBody is the body of fetch-scores and execute-action.
-type recordsBody struct {
-	Records []struct {
-		UID string `json:"uid"`
-	} `json:"records"`
+// noBody checks the body of a POST route that reads none: an empty body
+// (or none) is fine, and so is any JSON value (the platform may send one),
+// but a body that is not JSON is the caller's mistake (400), as on every
+// route that reads one.
+func noBody(c *gin.Context) error {
+	var v json.RawMessage
+	return decode(c, &v, lenient, true)
 }
 
-func (b recordsBody) uids() []string {
+// recordsBody is the body of fetch-scores and execute-action.
+type recordsBody struct {
+	Records []recordRef `json:"records"`
+}
+
+// recordRef is one element of records: a uid is required (a pointer, so
+// a record without one, or a null record, is told apart from "").
+type recordRef struct {
+	UID *string `json:"uid"`
+}
+
+// uids returns the records' uids, or an EINVALID naming the first record
+// without a uid string (records[i].uid): such a record is the caller's
+// mistake, not a user to skip.
+func (b recordsBody) uids() ([]string, error) {
 	if len(b.Records) == 0 {
-		return nil
+		return nil, nil
 	}
 	out := make([]string, 0, len(b.Records))
-	for _, r := range b.Records {
-		out = append(out, r.UID)
+	for i, r := range b.Records {
+		if r.UID == nil {
+			return nil, plugin.FieldError(fmt.Sprintf("records[%d].uid", i), "is required: each record needs a uid string")
+		}
+		out = append(out, *r.UID)
 	}
-	return out
+	return out, nil
 }
 
 // actionBody is the body of validate-action and execute-action.
@@ -287,6 +312,10 @@ func (s *Server) actionValues() []string {
 }
 
 func (s *Server) fetchRecords(c *gin.Context) {
+	if err := noBody(c); err != nil {
+		s.fail(c, err)
+		return
+	}
 	recs, err := s.host.FetchRecords(c.Request.Context(), c.Param("name"))
 	if err != nil {
 		s.fail(c, err)
@@ -304,7 +333,12 @@ func (s *Server) fetchScores(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	recs, err := s.host.FetchScores(c.Request.Context(), c.Param("name"), body.uids())
+	uids, err := body.uids()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	recs, err := s.host.FetchScores(c.Request.Context(), c.Param("name"), uids)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -389,7 +423,12 @@ func (s *Server) executeAction(c *gin.Context) {
 		s.fail(c, plugin.FieldError("records", "name at least one user"))
 		return
 	}
-	res, err := s.host.ExecuteAction(c.Request.Context(), actorOf(c), c.Param("name"), key, body.uids(), *body.Action)
+	uids, err := body.uids()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	res, err := s.host.ExecuteAction(c.Request.Context(), actorOf(c), c.Param("name"), key, uids, *body.Action)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -401,6 +440,10 @@ func (s *Server) executeAction(c *gin.Context) {
 }
 
 func (s *Server) triggerSync(c *gin.Context) {
+	if err := noBody(c); err != nil {
+		s.fail(c, err)
+		return
+	}
 	if err := s.host.TriggerSync(c.Request.Context(), c.Param("name")); err != nil {
 		s.fail(c, err)
 		return
@@ -420,6 +463,10 @@ func (s *Server) syncStatus(c *gin.Context) {
 // ---- events ----
 
 func (s *Server) pullEvents(c *gin.Context) {
+	if err := noBody(c); err != nil {
+		s.fail(c, err)
+		return
+	}
 	if err := s.host.PullEvents(c.Request.Context(), c.Param("name")); err != nil {
 		s.fail(c, err)
 		return
@@ -548,6 +595,10 @@ func csvSafe(s string) string {
 // ---- controls ----
 
 func (s *Server) validateControls(c *gin.Context) {
+	if err := noBody(c); err != nil {
+		s.fail(c, err)
+		return
+	}
 	res, err := s.host.ValidateControls(c.Request.Context(), c.Param("name"))
 	if err != nil {
 		s.fail(c, err)

@@ -211,10 +211,16 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 func (s *Server) routes() {
 	e := s.engine
 	e.Use(s.accessLog, s.recover, s.limitBody)
-	e.NoRoute(func(c *gin.Context) {
+	// Under /api/v1 an unknown path or method is answered only after
+	// authentication, so 404 and 405 cannot map the routes for someone
+	// without a token.
+	e.NoRoute(s.authenticateV1, func(c *gin.Context) {
 		s.fail(c, plugin.Errorf(plugin.ENOTFOUND, "no such route: %s %s", c.Request.Method, c.Request.URL.Path))
 	})
-	e.NoMethod(func(c *gin.Context) {
+	e.NoMethod(s.authenticateV1, func(c *gin.Context) {
+		if allow, ok := c.Get(ctxAllow); ok {
+			c.Header("Allow", allow.(string))
+		}
 		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed", Message: "method " + c.Request.Method + " is not allowed here"}})
 	})
 

@@ -3,6 +3,7 @@ package mimecast
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -416,7 +418,10 @@ func oauthError(raw json.RawMessage) apiErr {
 	return apiErr{}
 }
 
-// transportError classifies a failure without a (complete) response.
+// transportError classifies a failure without a (complete) response. The
+// cause (Error, for logs) keeps Go's text with secrets removed; the
+// caller-safe message (PluginError) names only the host and a generic
+// reason, never a resolver's address or a dial error.
 func (c *Client) transportError(ctx, actx context.Context, r request, err error, cred string) *APIError {
 	e := &APIError{Kind: KindUnavailable, Err: err}
 	switch {
@@ -426,14 +431,55 @@ func (c *Client) transportError(ctx, actx context.Context, r request, err error,
 	case errors.Is(actx.Err(), context.DeadlineExceeded) || isTimeout(err):
 		e.cause = "Mimecast did not answer within " + c.opts.Timeout.String()
 		e.retryable = r.idempotent
+		if isDial(err) {
+			e.public, e.reason = "could not reach Mimecast at "+c.host, transportReason(err)
+		}
 	case isDial(err):
 		e.cause = "could not connect to Mimecast: " + c.redact(err.Error(), cred)
+		e.public, e.reason = "could not reach Mimecast at "+c.host, transportReason(err)
 		e.retryable = true // nothing was sent
 	default:
 		e.cause = "the connection to Mimecast failed: " + c.redact(err.Error(), cred)
+		e.public, e.reason = "the connection to Mimecast at "+c.host+" failed", transportReason(err)
+		if e.reason == "TLS failed" {
+			e.public = "could not reach Mimecast at " + c.host
+		}
 		e.retryable = r.idempotent
 	}
 	return e
+}
+
+// transportReason names what went wrong below HTTP in words that carry no
+// address, port or Go error text.
+func transportReason(err error) string {
+	var (
+		dns  *net.DNSError
+		cert *tls.CertificateVerificationError
+		rec  tls.RecordHeaderError
+		alt  tls.AlertError
+	)
+	switch {
+	case errors.As(err, &dns):
+		if dns.IsTimeout {
+			return "DNS lookup timed out"
+		}
+		return "DNS lookup failed"
+	case errors.As(err, &cert), errors.As(err, &rec), errors.As(err, &alt),
+		strings.Contains(err.Error(), "tls: "), strings.Contains(err.Error(), "x509: "),
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return "TLS failed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case isTimeout(err):
+		return "timed out"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return "network unreachable"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed early"
+	}
+	return "connection failed"
 }
 
 func isTimeout(err error) bool {

@@ -137,8 +137,9 @@ type Client struct {
 	opts     Options
 	base     string // no trailing slash
 	basePath string // the base URL's path, signed before the endpoint
+	host     string // the base URL's host[:port], named in caller-safe errors
 	http     *resty.Client
-	secrets  []string // configured secret values, for redaction
+	secrets  []string // configured secret values of MinRedactLen or more, for redaction
 
 	gateMu    sync.Mutex
 	notBefore time.Time // no call goes out before it
@@ -237,9 +238,9 @@ func New(opts Options) (*Client, error) {
 	rc.SetRetryCount(0).SetLogger(nopLogger{}).SetDisableWarn(true).SetDebug(false).
 		SetHeader("User-Agent", "mimecast-ure")
 
-	c := &Client{opts: o, base: o.BaseURL, basePath: u.Path, http: rc, tokenLock: make(chan struct{}, 1)}
+	c := &Client{opts: o, base: o.BaseURL, basePath: u.Path, host: u.Host, http: rc, tokenLock: make(chan struct{}, 1)}
 	for _, s := range []string{o.AppKey, o.AccessKey, o.SecretKey, o.ClientSecret} {
-		if s != "" {
+		if len(s) >= MinRedactLen {
 			c.secrets = append(c.secrets, s)
 		}
 	}
@@ -321,14 +322,24 @@ func (nopLogger) Errorf(string, ...any) {}
 func (nopLogger) Warnf(string, ...any)  {}
 func (nopLogger) Debugf(string, ...any) {}
 
-// redact removes every configured secret and the given per-request
-// credentials (token, signature) from s.
+// MinRedactLen is the shortest configured secret redact removes from
+// error text. Replacing every occurrence of a shorter value garbles
+// ordinary words ("c" in "directory") and, by where the marks fall,
+// reveals the value; the configuration refuses secrets that short.
+const MinRedactLen = 8
+
+// redact removes every configured secret of at least MinRedactLen bytes
+// and the given per-request credentials (token, signature, whatever their
+// length) from s.
 func (c *Client) redact(s string, extra ...string) string {
-	for _, list := range [][]string{c.secrets, extra} {
-		for _, v := range list {
-			if v != "" && strings.Contains(s, v) {
-				s = strings.ReplaceAll(s, v, "[redacted]")
-			}
+	for _, v := range c.secrets { // only values of MinRedactLen or more (New)
+		if strings.Contains(s, v) {
+			s = strings.ReplaceAll(s, v, "[redacted]")
+		}
+	}
+	for _, v := range extra {
+		if v != "" && strings.Contains(s, v) {
+			s = strings.ReplaceAll(s, v, "[redacted]")
 		}
 	}
 	return s

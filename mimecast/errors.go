@@ -49,7 +49,9 @@ type APIError struct {
 	Attempts int           // attempts made before giving up
 	Err      error         // the underlying cause, if any
 
-	cause     string // Err's text with secrets removed
+	cause     string // Err's text with secrets removed (logs: Error)
+	public    string // caller-safe summary of a transport failure (PluginError)
+	reason    string // caller-safe reason that goes with public, e.g. "DNS lookup failed"
 	retryable bool   // unavailable: another attempt may succeed
 	skew      bool   // 401 "Date Header Too Skewed"
 	oauth     bool   // API 2.0 credentials are in use
@@ -131,7 +133,11 @@ func (e *APIError) summary() string {
 
 // PluginError returns the *plugin.Error for e: EUPSTREAMAUTH for invalid
 // credentials, forbidden and binding expired, ERATELIMITED, ENOTFOUND,
-// EINVALID (with Field) and EUNAVAILABLE for the rest.
+// EINVALID (with Field) and EUNAVAILABLE for the rest. Its message is safe
+// to show a caller: a transport failure is named by the host and a generic
+// reason ("could not reach Mimecast at us-api.mimecast.com (DNS lookup
+// failed, 3 attempts)"), never by resolver addresses or Go's error text,
+// which only Error (for logs) carries.
 func (e *APIError) PluginError() *plugin.Error {
 	code := plugin.EUNAVAILABLE
 	switch e.Kind {
@@ -146,6 +152,12 @@ func (e *APIError) PluginError() *plugin.Error {
 	}
 	msg := e.summary()
 	var d []string
+	if e.Kind == KindUnavailable && e.public != "" {
+		msg = e.public
+		if e.reason != "" {
+			d = append(d, e.reason)
+		}
+	}
 	switch e.Kind {
 	case KindValidation, KindRejected:
 		if e.Message != "" {
