@@ -60,7 +60,8 @@ func FuzzConfigurationUpdate(f *testing.F) {
 func FuzzFetchScores(f *testing.F) {
 	fuzzRoute(f, "viewer", "POST", "/api/v1/configurations/acme/fetch-scores",
 		`{"records":[{"uid":"user0001@acme.com"}]}`, `{"records":[]}`, `{}`, ``, `{"records":[{"uid":"A@ACME.COM","type":"user","score":null}]}`,
-		`{"records":[{"uid":""},{"uid":"<x@y>"}]}`, `{"records":null}`, `{"records":[1]}`, `null`)
+		`{"records":[{"uid":""},{"uid":"<x@y>"}]}`, `{"records":null}`, `{"records":[1]}`, `null`,
+		`{"records":[{}]}`, `{"records":[null]}`, `{"records":[{"uid":null}]}`)
 }
 
 func FuzzValidateAction(f *testing.F) {
@@ -79,6 +80,7 @@ func FuzzExecuteAction(f *testing.F) {
 		`{"records":[{"uid":"x@acme.com"}],"action":{"value":"generate"}}`,
 		`{"records":[{"uid":"x@acme.com"}],"action":{"value":"add","parameters":{"group":"no-such-id"}}}`,
 		`{"records":[],"action":{}}`, `{"records":"x"}`, `{`,
+		`{"records":[{}],"action":{"value":"generate"}}`, `{"records":[null],"action":{"value":"generate"}}`,
 	}
 	for i, s := range seeds {
 		f.Add([]byte(s), []string{"", "k1", strings.Repeat("k", 300), "k\x00"}[i%4])

@@ -20,9 +20,11 @@
 //     once. Other 4xx never retry.
 //
 // Every attempt has a new x-mc-date, x-mc-req-id and signature (API 1.0)
-// and its own Timeout. Error text never contains a key, secret, token or
-// signature; every error is an *APIError that also unwraps to a
-// *plugin.Error.
+// and its own Timeout. Error text never contains a key or secret (of
+// MinRedactLen bytes or more: the configuration refuses shorter ones), a
+// token or a signature; every error is an *APIError that also unwraps to a
+// *plugin.Error whose message is safe to show a caller (no resolver
+// address, no Go network error text).
 package mimecast
 
 import (

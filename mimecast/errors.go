@@ -35,7 +35,8 @@ const (
 )
 
 // APIError is every error the client returns for a Mimecast call. Its text
-// never contains a key, secret, token or signature. errors.As also finds a
+// never contains a key or secret of MinRedactLen bytes or more, a token or
+// a signature. errors.As also finds a
 // *plugin.Error in it (see PluginError), and errors.Is finds the cause
 // (context.Canceled, context.DeadlineExceeded, a *url.Error).
 type APIError struct {
