@@ -220,7 +220,7 @@ func accountFailure(cfg Configuration, err error) string {
 	case ERATELIMITED:
 		return "Mimecast is rate limiting these keys: " + msg + "; try again later"
 	case EUNAVAILABLE:
-		return "could not reach Mimecast at " + cfg.Mimecast.BaseURL + ": " + msg + "; check base_url and the network"
+		return msg + "; check base_url and the network"
 	case EINVALID:
 		return "Mimecast rejected the request: " + msg
 	}
