@@ -54,7 +54,7 @@ func (s *Service) groupsOf(ctx context.Context, cfg Configuration) ([]Group, err
 	if ok && now.Sub(c.at) < GroupCacheTTL && now.Sub(c.at) >= 0 {
 		return c.groups, nil
 	}
-	mc, err := s.mimecastClient(cfg.Mimecast)
+	mc, err := s.mimecastClient(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +327,7 @@ func (s *Service) executeAction(ctx context.Context, actor string, cfg Configura
 	if len(valid) > 0 {
 		req := ActionRequest{Configuration: cfg.Name, Tenant: tenantKey(cfg.Mimecast), Action: a, Users: valid, BatchSize: cfg.Mimecast.BatchSize}
 		if a.Value != ActionGenerate {
-			mc, err := s.mimecastClient(cfg.Mimecast)
+			mc, err := s.mimecastClient(cfg)
 			if err != nil {
 				return nil, err
 			}

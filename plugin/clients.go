@@ -6,22 +6,27 @@ import (
 	"sync"
 )
 
-// clientCache keeps one Mimecast client per distinct settings, so every
-// operation on a tenant shares its OAuth token, its rate-limit "not
-// before" time and its connections (today's public plugin mints a token
-// per operation). Settings that change give a new key, hence a new client.
+// clientCache keeps one Mimecast client per configuration, so every
+// operation on a tenant shares its OAuth token, its rate-limit "not before"
+// time and its connections (today's public plugin mints a token per
+// operation). An entry is replaced when the configuration's settings
+// change and removed when the configuration is updated or deleted, so the
+// cache holds at most one client per configuration. Validation never uses
+// it: checking credentials must really present them.
 type clientCache struct {
-	mu      sync.Mutex
-	clients map[[32]byte]Mimecast
+	mu     sync.Mutex
+	byName map[string]cachedClient
 }
 
-// maxCachedClients bounds the cache; past it the cache starts afresh
-// (clients of changed settings are never used again anyway).
-const maxCachedClients = 256
+type cachedClient struct {
+	key [32]byte // SHA-256 of the settings the client was built from
+	mc  Mimecast
+}
 
-// mimecastClient returns the shared client for settings, building it once.
-func (s *Service) mimecastClient(settings MimecastSettings) (Mimecast, error) {
-	b, err := json.Marshal(settings)
+// mimecastClient returns the shared client of a stored configuration,
+// building it on first use or when its settings changed.
+func (s *Service) mimecastClient(cfg Configuration) (Mimecast, error) {
+	b, err := json.Marshal(cfg.Mimecast)
 	if err != nil {
 		return nil, Errorf(EINTERNAL, "mimecast settings: %v", err)
 	}
@@ -29,16 +34,24 @@ func (s *Service) mimecastClient(settings MimecastSettings) (Mimecast, error) {
 	c := &s.clients
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m, ok := c.clients[key]; ok {
-		return m, nil
+	if e, ok := c.byName[cfg.Name]; ok && e.key == key {
+		return e.mc, nil
 	}
-	m, err := s.opts.Mimecast(settings)
+	mc, err := s.opts.Mimecast(cfg.Mimecast)
 	if err != nil {
 		return nil, err
 	}
-	if c.clients == nil || len(c.clients) >= maxCachedClients {
-		c.clients = make(map[[32]byte]Mimecast)
+	if c.byName == nil {
+		c.byName = make(map[string]cachedClient)
 	}
-	c.clients[key] = m
-	return m, nil
+	c.byName[cfg.Name] = cachedClient{key: key, mc: mc}
+	return mc, nil
+}
+
+// dropClient forgets a configuration's client (its settings changed or it
+// was deleted), so its secrets are not kept in memory for nothing.
+func (s *Service) dropClient(name string) {
+	s.clients.mu.Lock()
+	delete(s.clients.byName, name)
+	s.clients.mu.Unlock()
 }

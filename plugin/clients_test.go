@@ -22,9 +22,6 @@ func TestOneClientPerTenant(t *testing.T) {
 	e.emu.ResetStats()
 	users := tenantUsers(e, 5)
 	for i := 0; i < 3; i++ {
-		if v, err := e.svc.ValidateConfiguration(ctx, "oa"); err != nil || !v.Success {
-			t.Fatalf("validate: %+v %v", v, err)
-		}
 		if _, err := e.svc.FetchScores(ctx, "oa", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -37,5 +34,14 @@ func TestOneClientPerTenant(t *testing.T) {
 	}
 	if got := e.emu.Calls(mimecasttest.PathOAuthToken); got != 1 {
 		t.Errorf("OAuth tokens minted = %d, want 1 for every operation on the tenant", got)
+	}
+	// Validation really presents the credentials: a fresh token each time.
+	for i := 0; i < 2; i++ {
+		if v, err := e.svc.ValidateConfiguration(ctx, "oa"); err != nil || !v.Success {
+			t.Fatalf("validate: %+v %v", v, err)
+		}
+	}
+	if got := e.emu.Calls(mimecasttest.PathOAuthToken); got != 3 {
+		t.Errorf("OAuth tokens after two validations = %d, want 3", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"mimecast-ure/scoring"
 )
@@ -60,11 +61,18 @@ func (s *Service) prepare(ctx context.Context, c Configuration) (Configuration, 
 			return c, FieldError("controls.okta", "%s", ErrorMessage(err))
 		}
 	}
-	if err := s.checkControlGroups(ctx, c, okta); err != nil {
+	// The group checks wait on Okta and Mimecast: bound them so a slow or
+	// rate-limited upstream cannot hold a configuration change for minutes.
+	gctx, cancel := context.WithTimeout(ctx, controlCheckTimeout)
+	defer cancel()
+	if err := s.checkControlGroups(gctx, c, okta); err != nil {
 		return c, err
 	}
 	return c, nil
 }
+
+// controlCheckTimeout bounds the upstream group checks of a save.
+const controlCheckTimeout = 30 * time.Second
 
 // CreateConfiguration validates and stores a new configuration, starts its
 // sync loop and returns it with secrets masked. EINVALID naming the field,
@@ -93,6 +101,11 @@ func (s *Service) CreateConfiguration(ctx context.Context, actor string, c Confi
 // over the body's), keeping every secret sent as Masked, restarts its sync
 // loop and returns it with secrets masked. ENOTFOUND, EINVALID.
 func (s *Service) UpdateConfiguration(ctx context.Context, actor, name string, c Configuration) (Configuration, error) {
+	// One change at a time per configuration: read, check (which may wait
+	// on upstreams) and write must not interleave with another PUT or a
+	// DELETE, or the last write would merge secrets from a stale read.
+	unlock := s.host.lockKey("config\x00" + name)
+	defer unlock()
 	stored, err := s.store.Configuration(ctx, name)
 	if err != nil {
 		if ErrorCode(err) == ENOTFOUND {
@@ -124,6 +137,7 @@ func (s *Service) UpdateConfiguration(ctx context.Context, actor, name string, c
 		s.host.dropGroups(name)
 	} else {
 		s.forget(name, false)
+		s.dropClient(name)
 	}
 	s.eventsConfigChanged(name)
 	s.startLoop(c, !sameTenant)
@@ -155,6 +169,8 @@ func (s *Service) ListConfigurations(ctx context.Context) ([]Configuration, erro
 // DeleteConfiguration removes the configuration and everything kept for
 // it, and stops its loops. ENOTFOUND.
 func (s *Service) DeleteConfiguration(ctx context.Context, actor, name string) error {
+	unlock := s.host.lockKey("config\x00" + name)
+	defer unlock()
 	err := s.store.DeleteConfiguration(ctx, name)
 	s.auditConfig(ctx, actor, AuditConfigDelete, name, err, nil)
 	if err != nil {
@@ -164,6 +180,7 @@ func (s *Service) DeleteConfiguration(ctx context.Context, actor, name string) e
 		<-l.done
 	}
 	s.forget(name, true)
+	s.dropClient(name)
 	s.eventsConfigChanged(name)
 	return nil
 }
@@ -177,7 +194,7 @@ func (s *Service) ValidateConfiguration(ctx context.Context, name string) (Valid
 	if err != nil {
 		return ValidationResult{}, err
 	}
-	mc, err := s.mimecastClient(cfg.Mimecast)
+	mc, err := s.opts.Mimecast(cfg.Mimecast) // fresh: validation presents the credentials
 	if err != nil {
 		return ValidationResult{Success: false, Message: "the Mimecast settings cannot be used: " + ErrorMessage(err)}, nil
 	}

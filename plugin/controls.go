@@ -393,7 +393,7 @@ func internalAddress(addr string, domains []string) bool {
 
 func (r *controlRun) mimecast() (Mimecast, error) {
 	if r.mc == nil && r.mcErr == nil {
-		r.mc, r.mcErr = r.s.mimecastClient(r.cfg.Mimecast)
+		r.mc, r.mcErr = r.s.mimecastClient(r.cfg)
 	}
 	return r.mc, r.mcErr
 }
@@ -863,7 +863,7 @@ func (s *Service) ValidateControls(ctx context.Context, name string) (ControlsVa
 		}
 	}
 	var mcErr error
-	if _, mcErr = s.mimecastClient(cfg.Mimecast); mcErr != nil {
+	if _, mcErr = s.opts.Mimecast(cfg.Mimecast); mcErr != nil {
 		check("mimecast.client", mcErr, "")
 	}
 	for _, typ := range types {
@@ -960,7 +960,7 @@ func (s *Service) checkControlGroups(ctx context.Context, c Configuration, okta 
 	if !needMimecast {
 		return nil
 	}
-	mc, err := s.mimecastClient(c.Mimecast)
+	mc, err := s.opts.Mimecast(c.Mimecast)
 	if err != nil {
 		return err
 	}

@@ -524,7 +524,7 @@ func (s *Service) pullEventsLocked(ctx context.Context, name string) (pullResult
 	det, err := s.opts.Detector(cfg.Events, controlsEnabled(cfg))
 	var mc Mimecast
 	if err == nil {
-		mc, err = s.mimecastClient(cfg.Mimecast)
+		mc, err = s.mimecastClient(cfg)
 	}
 	if err != nil {
 		// Say so on every log's status: nothing was pulled.

@@ -257,7 +257,7 @@ func syncErrorMessage(err error) string {
 // a missing or unknown grade is counted, never fatal.
 func (s *Service) pullGrades(ctx context.Context, cfg Configuration) (*gradeIndex, pullCounts, error) {
 	var n pullCounts
-	mc, err := s.mimecastClient(cfg.Mimecast)
+	mc, err := s.mimecastClient(cfg)
 	if err != nil {
 		return nil, n, err
 	}
