@@ -228,6 +228,7 @@ func (s *Service) controlsOnEvents(ctx context.Context, cfg Configuration, event
 		}
 	}
 	defer s.ctrls.lock(cfg.Name)()
+	r.now = s.now().UTC() // the lock may have been waited for
 	r.pending = s.loadPending(ctx, cfg.Name)
 	if !relevant && !r.anyDue() {
 		return
@@ -296,18 +297,22 @@ func (r *controlRun) retries(ctx context.Context, fresh []controlJob) []controlJ
 			taken[idx] = true
 		}
 		j := controlJob{typ: p.Type, user: p.User, key: key, target: t, ev: p.Event, pend: &p}
-		if p.Unscoped {
-			in, err := r.inScope(ctx, p.User)
-			if err != nil {
-				r.failJob(j, "scope groups", err)
-				continue
-			}
-			if !in {
-				r.counts[ControlSkippedOutOfScope]++
-				continue
-			}
-			p.Unscoped = false
+		// The configuration may have changed since the failure: a retry
+		// must still be of an internal sender in scope today.
+		if !internalAddress(p.User, r.cfg.Controls.InternalDomains) {
+			r.counts[ControlSkippedExternal]++
+			continue
 		}
+		in, err := r.inScope(ctx, p.User)
+		if err != nil {
+			r.failJob(j, "scope groups", err)
+			continue
+		}
+		if !in {
+			r.counts[ControlSkippedOutOfScope]++
+			continue
+		}
+		p.Unscoped = false
 		jobs = append(jobs, j)
 	}
 	r.pending = kept

@@ -369,3 +369,27 @@ func TestControlsMimecastPartialResultsKept(t *testing.T) {
 		t.Errorf("audit entries = %d, want 2", n)
 	}
 }
+
+// A failed addition retried after the sender stopped being internal (the
+// internal domains changed) is dropped, not made.
+func TestControlsRetryRechecksInternal(t *testing.T) {
+	ctx := context.Background()
+	e := newCtlEnv(t)
+	clk := e.withClock(t)
+	e.create(t, e.config("acme"))
+	cfg := e.stored(t, "acme")
+	e.okta.Fail(oktatest.EndpointAddMember, oktatest.Fault{Status: 503, Times: 2})
+	plugin.ControlsOnEvents(ctx, e.svc, cfg, []plugin.RiskEvent{event("malicious_file_sent", e.u[0], "outbound", "p1")})
+	if n := len(e.okta.Members(e.oktaMal.ID)); n != 0 {
+		t.Fatalf("members after the outage = %d, want 0", n)
+	}
+	moved := cfg
+	k := *cfg.Controls
+	k.InternalDomains = []string{"elsewhere.example"}
+	moved.Controls = &k
+	clk.advance(plugin.ControlRetryDelay + time.Second)
+	plugin.ControlsOnEvents(ctx, e.svc, moved, nil)
+	if got := e.okta.Members(e.oktaMal.ID); len(got) != 0 {
+		t.Errorf("the retry added %v although the sender is no longer internal", got)
+	}
+}

@@ -576,7 +576,9 @@ func (s *Service) pullEventsLocked(ctx context.Context, name string) (pullResult
 	res.Pruned = pruned
 	// Control additions that failed earlier are retried even when this
 	// pull found no new events (a no-op when none is due).
-	s.controlsOnEvents(ctx, cfg, nil)
+	if ctx.Err() == nil { // a pull cut short by shutdown retries nothing
+		s.controlsOnEvents(ctx, cfg, nil)
+	}
 	if cfg.Events.Scoring {
 		if _, err := s.buildScores(ctx, cfg, det, true); err != nil {
 			errs = append(errs, fmt.Errorf("score cache: %w", err))
