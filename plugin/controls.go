@@ -639,8 +639,14 @@ func (r *controlRun) runMimecast(ctx context.Context, jobs []controlJob) {
 				if reason == "" {
 					reason = res.Code
 				}
-				// A per-address refusal is definitive (counts toward MaxControlAttempts).
-				r.failJob(j, "", Errorf(EINVALID, "Mimecast refused the addition to %q: %s", g.Name, reason))
+				// A per-address refusal (a Mimecast error code for the item) is
+				// definitive and counts toward MaxControlAttempts; an item
+				// without a code (no result) is transient.
+				code := EUNAVAILABLE
+				if res.Code != "" {
+					code = EINVALID
+				}
+				r.failJob(j, "", Errorf(code, "Mimecast refused the addition to %q: %s", g.Name, reason))
 			}
 		}
 	}
