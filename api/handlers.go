@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -197,11 +198,7 @@ func (s *Server) listConfigurations(c *gin.Context) {
 
 func (s *Server) getConfiguration(c *gin.Context) {
 	cfg, err := s.host.GetConfiguration(c.Request.Context(), c.Param("name"))
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, cfg.Redacted())
+	s.reply(c, cfg.Redacted(), err)
 }
 
 func (s *Server) updateConfiguration(c *gin.Context) {
@@ -439,40 +436,40 @@ func (s *Server) executeAction(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"results": res})
 }
 
-func (s *Server) triggerSync(c *gin.Context) {
+func (s *Server) triggerSync(c *gin.Context) { s.accept(c, s.host.TriggerSync) }
+
+func (s *Server) syncStatus(c *gin.Context) {
+	st, err := s.host.SyncStatus(c.Request.Context(), c.Param("name"))
+	s.reply(c, st, err)
+}
+
+// accept answers 202 once trigger has started work on the configuration
+// named in the path. These routes take no body (an empty or JSON one is
+// tolerated).
+func (s *Server) accept(c *gin.Context, trigger func(context.Context, string) error) {
 	if err := noBody(c); err != nil {
 		s.fail(c, err)
 		return
 	}
-	if err := s.host.TriggerSync(c.Request.Context(), c.Param("name")); err != nil {
+	if err := trigger(c.Request.Context(), c.Param("name")); err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusAccepted, gin.H{"accepted": true, "configuration": c.Param("name")})
 }
 
-func (s *Server) syncStatus(c *gin.Context) {
-	st, err := s.host.SyncStatus(c.Request.Context(), c.Param("name"))
+// reply answers v as 200 JSON, or err in the one error shape.
+func (s *Server) reply(c *gin.Context, v any, err error) {
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, st)
+	c.JSON(http.StatusOK, v)
 }
 
 // ---- events ----
 
-func (s *Server) pullEvents(c *gin.Context) {
-	if err := noBody(c); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := s.host.PullEvents(c.Request.Context(), c.Param("name")); err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusAccepted, gin.H{"accepted": true, "configuration": c.Param("name")})
-}
+func (s *Server) pullEvents(c *gin.Context) { s.accept(c, s.host.PullEvents) }
 
 func (s *Server) eventsStatus(c *gin.Context) {
 	cps, err := s.host.EventsStatus(c.Request.Context(), c.Param("name"))
