@@ -78,18 +78,28 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	s.metrics.AuthFailure(reason)
 	if until, blocked := s.throttle.blocked(key, now); blocked {
-		// Already over the threshold: the trip was audited and alerted;
-		// the attempts during the block are counted and logged (access
-		// log) but not audited one by one, so a flood from a blocked
-		// address cannot grow the append-only audit log without bound.
+		// Already over the threshold: the trip was audited and alerted.
+		// The attempts during the block are all counted and recorded, but
+		// in one audit entry per window with their count, so a flood from
+		// a blocked address cannot grow the append-only log without bound.
 		s.metrics.AuthThrottled()
+		if n := s.throttle.suppress(key, now); n > 0 {
+			detail := map[string]string{"reason": reason, "throttled": "true", "count": strconv.Itoa(n),
+				"method": logMethod(c.Request.Method), "path": maskPath(c.Request.URL.Path)}
+			if err := s.host.RecordAuthFailure(context.WithoutCancel(c.Request.Context()), ip, detail); err != nil {
+				s.log.Error().Err(err).Str("client_ip", ip).Msg("failed authentications not audited")
+			}
+		}
 		secs := int(until.Sub(now).Seconds()) + 1
 		c.Header("Retry-After", strconv.Itoa(secs))
 		s.fail(c, plugin.Errorf(plugin.ERATELIMITED, "too many failed authentications from this address; retry in %ds", secs))
 		return
 	}
-	tripped := s.throttle.fail(key, now)
+	tripped, leftover := s.throttle.fail(key, now)
 	detail := map[string]string{"reason": reason, "method": logMethod(c.Request.Method), "path": maskPath(c.Request.URL.Path)}
+	if n := leftover; n > 0 {
+		detail["earlier_throttled"] = strconv.Itoa(n)
+	}
 	if tripped {
 		detail["throttled"] = "true"
 	}
@@ -194,6 +204,10 @@ type failures struct {
 	start time.Time // window start
 	n     int
 	until time.Time // blocked until
+	// suppressed counts failures during a block not audited yet; they are
+	// audited together, at most once per window (see suppress).
+	suppressed int
+	flushed    time.Time
 }
 
 func newThrottle(limit int, window, block time.Duration) *throttle {
@@ -211,11 +225,33 @@ func (t *throttle) blocked(ip string, now time.Time) (time.Time, bool) {
 	return f.until, true
 }
 
-// fail records one failure of ip at now and reports whether it tripped
-// the block.
-func (t *throttle) fail(ip string, now time.Time) bool {
+// suppress counts one failure of a blocked ip and, at most once per
+// window, returns how many are due to be audited together (0 otherwise).
+func (t *throttle) suppress(ip string, now time.Time) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	f := t.clients[ip]
+	if f == nil {
+		return 1
+	}
+	f.suppressed++
+	if now.Sub(f.flushed) < t.window {
+		return 0
+	}
+	n := f.suppressed
+	f.suppressed, f.flushed = 0, now
+	return n
+}
+
+// fail records one failure of ip at now and reports whether it tripped
+// the block, and how many failures of an earlier block were not audited
+// yet (they are recorded with this one).
+func (t *throttle) fail(ip string, now time.Time) (tripped bool, leftover int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f := t.clients[ip]; f != nil {
+		leftover, f.suppressed = f.suppressed, 0
+	}
 	t.sweep(now)
 	f := t.clients[ip]
 	if f == nil {
@@ -229,9 +265,10 @@ func (t *throttle) fail(ip string, now time.Time) bool {
 	if f.n >= t.limit && !now.Before(f.until) {
 		f.until = now.Add(t.blockTo)
 		f.start, f.n = now, 0
-		return true
+		f.flushed = now // the trip itself is audited
+		return true, leftover
 	}
-	return false
+	return false, leftover
 }
 
 // sweep drops stale addresses at most once per window so the map stays

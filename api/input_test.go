@@ -78,9 +78,24 @@ func TestAuthThrottle(t *testing.T) {
 		t.Error("no alert line when the throttle tripped")
 	}
 
+	// Failures during the block are recorded together: one entry per
+	// window with their count, then the rest with the next failure.
+	e.clock.Add(api.DefaultAuthFailureWindow)
+	for i := 0; i < 3; i++ {
+		e.do("raw:Bearer mcu_wrong", "GET", "/api/v1/configurations", nil, nil)
+	}
+	entries, _ = e.svc.Audit(context.Background(), plugin.AuditFilter{Action: plugin.AuditAuthFailure})
+	if len(entries) != 4 || entries[3].Detail["count"] != "3" {
+		t.Fatalf("failures during the block: %d entries, last %v; want a 4th with count 3 (2 in the trip's window, then the first of the next)", len(entries), entries[len(entries)-1].Detail)
+	}
+	e.do("raw:Bearer mcu_wrong", "GET", "/api/v1/configurations", nil, nil) // still blocked, same window: 3 not audited yet
 	e.clock.Add(api.DefaultAuthBlockFor)
 	if w := e.do("raw:Bearer mcu_wrong", "GET", "/api/v1/configurations", nil, nil); w.Code != 401 {
 		t.Fatalf("after the block, a bad token: got %d, want 401", w.Code)
+	}
+	entries, _ = e.svc.Audit(context.Background(), plugin.AuditFilter{Action: plugin.AuditAuthFailure})
+	if last := entries[len(entries)-1]; len(entries) != 5 || last.Detail["earlier_throttled"] != "3" {
+		t.Errorf("the first failure after the block: %d entries, last %v; want earlier_throttled=3", len(entries), last.Detail)
 	}
 	if w := e.do("admin", "GET", "/api/v1/configurations", nil, nil); w.Code != 200 {
 		t.Fatalf("after the block: got %d", w.Code)
