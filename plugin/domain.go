@@ -41,7 +41,9 @@ type Snapshot struct {
 	Users         []UserGrade `json:"users"`
 }
 
-// SyncStatus describes the last grade sync of a configuration.
+// SyncStatus describes the last grade sync of a configuration. While a
+// sync runs (State "running"), StartedAt is its start and FinishedAt still
+// the end of the previous one, as are the counts.
 type SyncStatus struct {
 	State         string    `json:"state"` // idle, running, ok, failed
 	StartedAt     time.Time `json:"started_at,omitzero"`
