@@ -124,20 +124,22 @@ func checkEnvelope(r request, m *meta, fail []failure) *APIError {
 		if len(fail) > 0 {
 			e = fail[0].first()
 		}
-		return fromMimecast(m.Status, e)
+		return fromMimecast(r, m.Status, e)
 	}
 	for _, f := range fail {
 		if r.perItem && f.hasKey() {
 			continue
 		}
-		return fromMimecast(0, f.first())
+		return fromMimecast(r, 0, f.first())
 	}
 	return nil
 }
 
-// fromMimecast builds the error for a status (0 when the HTTP call
-// succeeded) and a Mimecast error entry.
-func fromMimecast(status int, e apiErr) *APIError {
+// fromMimecast builds the error for a function-level status inside a 2xx
+// reply (0 when there is none) and a Mimecast error entry. As for HTTP
+// statuses, only a call that is safe to repeat is retried: the function
+// may have run (create-group could make a second group).
+func fromMimecast(r request, status int, e apiErr) *APIError {
 	kind, ok := kindFor(status, e.Code)
 	if !ok {
 		kind = KindRejected
@@ -145,9 +147,9 @@ func fromMimecast(status int, e apiErr) *APIError {
 	out := &APIError{Kind: kind, Code: e.Code, Message: e.Message, Field: e.Field}
 	switch {
 	case kind == KindUnavailable:
-		out.retryable = true
+		out.retryable = r.idempotent
 	case kind == KindRejected && e.Retryable:
-		out.Kind, out.retryable = KindUnavailable, true
+		out.Kind, out.retryable = KindUnavailable, r.idempotent
 	}
 	return out
 }

@@ -420,6 +420,12 @@ func TestEachLogPage(t *testing.T) {
 			if f["from"] != "2024-11-16T00:00:00+0000" || f["to"] != "2024-11-18T00:00:00+0000" || f["oldestFirst"] != true {
 				t.Errorf("got filter %v", f)
 			}
+			wantAll := map[plugin.LogKind]string{plugin.LogURL: "scanResult", plugin.LogAttachment: "result"}[tt.kind]
+			for _, k := range []string{"scanResult", "result"} {
+				if got, want := f[k], map[bool]any{true: "all", false: nil}[k == wantAll]; got != want {
+					t.Errorf("%s: got %v, want %v", k, got, want)
+				}
+			}
 			for _, k := range []string{"route", "routes"} {
 				if !reflect.DeepEqual(f[k], tt.wantFilter[k]) {
 					t.Errorf("%s: got %v, want %v", k, f[k], tt.wantFilter[k])

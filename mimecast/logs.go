@@ -36,6 +36,10 @@ type logFilter struct {
 	OldestFirst bool     `json:"oldestFirst"`
 	Route       string   `json:"route,omitempty"`
 	Routes      []string `json:"routes,omitempty"`
+	// ScanResult (URL) and Result (attachment) are sent as "all" so the
+	// API's undocumented default cannot hide malicious records.
+	ScanResult string `json:"scanResult,omitempty"`
+	Result     string `json:"result,omitempty"`
 }
 
 // LogPath returns the endpoint of a log kind and the data[0] key holding
@@ -65,6 +69,12 @@ func (c *Client) EachLogPage(ctx context.Context, kind plugin.LogKind, q plugin.
 		return plugin.FieldError("log", "unknown Mimecast log %q", kind)
 	}
 	f := logFilter{OldestFirst: q.OldestFirst}
+	switch kind {
+	case plugin.LogURL:
+		f.ScanResult = "all"
+	case plugin.LogAttachment:
+		f.Result = "all"
+	}
 	if !q.From.IsZero() {
 		f.From = FormatTime(q.From)
 	}

@@ -532,3 +532,40 @@ func TestDefaultSleepAndJitter(t *testing.T) {
 		t.Errorf("got %v, want the context's deadline to end the backoff", err)
 	}
 }
+
+// A function-level failure inside an HTTP 200 (meta.status 500, or an
+// error Mimecast marks retryable) may mean the function ran: create-group
+// is not repeated, a read is.
+func TestEnvelopeFailureRetriedOnlyWhenSafe(t *testing.T) {
+	bodies := map[string]string{
+		"meta status 500":   `{"meta":{"status":500},"data":[],"fail":[{"errors":[{"code":"err_internal","message":"boom","retryable":false}]}]}`,
+		"retryable failure": `{"meta":{"status":200},"data":[],"fail":[{"errors":[{"code":"err_something","message":"try again","retryable":true}]}]}`,
+	}
+	for name, body := range bodies {
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			calls := map[string]int{}
+			srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				calls[r.URL.Path]++
+				mu.Unlock()
+				writeJSON(w, 200, []byte(body))
+			}))
+			c, _ := newClient(t, srv.URL, func(o *mimecast.Options) { o.MaxAttempts = 3 })
+			if _, err := c.CreateGroup(context.Background(), "Risky"); err == nil {
+				t.Fatal("CreateGroup succeeded on a failed envelope")
+			}
+			if _, err := c.Account(context.Background()); err == nil {
+				t.Fatal("Account succeeded on a failed envelope")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if got := calls[mimecast.PathCreateGroup]; got != 1 {
+				t.Errorf("create-group sent %d times, want 1", got)
+			}
+			if got := calls[mimecast.PathGetAccount]; got != 3 {
+				t.Errorf("get-account sent %d times, want 3 (retried)", got)
+			}
+		})
+	}
+}
