@@ -160,7 +160,7 @@ func fromMimecast(r request, status int, e apiErr) *APIError {
 // one waits for the reset through the gate; anything else is final.
 func (c *Client) retry(ctx context.Context, r request, decode func([]byte) *APIError) error {
 	maxAttempts := c.opts.MaxAttempts
-	refreshed := false
+	refreshed, resigned := false, false
 	backoff := c.opts.Backoff
 	var last *APIError
 	for attempt := 1; ; attempt++ {
@@ -188,6 +188,13 @@ func (c *Client) retry(ctx context.Context, r request, decode func([]byte) *APIE
 			refreshed = true
 			maxAttempts++
 			c.dropToken(e.tokenGen)
+			continue
+		case e.skew && !resigned:
+			// "Date Header Too Skewed": the next attempt is signed with a
+			// fresh date anyway; try once more (a clock that is really off
+			// fails again, with the message saying so).
+			resigned = true
+			maxAttempts++
 			continue
 		case e.Kind == KindRateLimited:
 			if e.Wait == 0 { // no hint from Mimecast
