@@ -159,7 +159,7 @@ func (c *Client) FindGroups(ctx context.Context, query string) ([]plugin.Group, 
 		data = []q{{Query: query}}
 	}
 	var out []plugin.Group
-	err := pages(ctx, c, PathFindGroups, 0, data, false, func(env *envelope[struct {
+	err := pages(ctx, c, PathFindGroups, directoryPageSize(c), data, false, func(env *envelope[struct {
 		Folders []folder `json:"folders"`
 	}]) (int, error) {
 		n := 0
@@ -202,7 +202,7 @@ func (c *Client) GroupMembers(ctx context.Context, groupID string) ([]string, er
 		ID string `json:"id"`
 	}
 	var out []string
-	err := pages(ctx, c, PathGetGroupMembers, 0, []item{{groupID}}, false, func(env *envelope[struct {
+	err := pages(ctx, c, PathGetGroupMembers, directoryPageSize(c), []item{{groupID}}, false, func(env *envelope[struct {
 		GroupMembers []struct {
 			EmailAddress string `json:"emailAddress"`
 		} `json:"groupMembers"`
@@ -223,3 +223,10 @@ func (c *Client) GroupMembers(ctx context.Context, groupID string) ([]string, er
 	}
 	return out, nil
 }
+
+// MaxDirectoryPageSize caps the directory list calls (find-groups,
+// get-group-members): clients are seen using 25 and 100 there, never more,
+// so larger grade and log pages do not carry over to them.
+const MaxDirectoryPageSize = 100
+
+func directoryPageSize(c *Client) int { return min(c.opts.PageSize, MaxDirectoryPageSize) }

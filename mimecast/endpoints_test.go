@@ -644,3 +644,26 @@ func TestRemoveBodyLimitByDefault(t *testing.T) {
 		})
 	}
 }
+
+// Directory lists page by at most 100 however large the grade pages are.
+func TestDirectoryPageSizeCapped(t *testing.T) {
+	rec := &recorder{reply: func(n int, w http.ResponseWriter, r *sentRequest) {
+		writeJSON(w, 200, []byte(`{"meta":{"status":200},"data":[{"folders":[],"groupMembers":[]}],"fail":[]}`))
+	}}
+	srv := newServer(t, rec)
+	c, _ := newClient(t, srv.URL, func(o *mimecast.Options) { o.PageSize = 500 })
+	if _, err := c.FindGroups(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GroupMembers(context.Background(), "eNoGroup"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rec.Requests() {
+		if got := pageSizeOf(&r); got != mimecast.MaxDirectoryPageSize {
+			t.Errorf("%s pageSize %d, want %d", r.Path, got, mimecast.MaxDirectoryPageSize)
+		}
+	}
+	if len(rec.Requests()) != 2 {
+		t.Errorf("got %d requests, want 2", len(rec.Requests()))
+	}
+}
