@@ -172,10 +172,27 @@ func (e *Executor) ensureGroup(ctx context.Context, tenant string, mc plugin.Mim
 	if err != nil {
 		return plugin.Group{}, false, err
 	}
+	// Prefer a cloud group (members can be added to it) over an
+	// LDAP-synced one of the same name, and an exact-case match over one
+	// that differs only in case.
+	best, rank := plugin.Group{}, 0
 	for _, g := range gs {
-		if strings.EqualFold(strings.TrimSpace(g.Name), name) && g.ID != "" {
-			return g, false, nil
+		if g.ID == "" || !strings.EqualFold(strings.TrimSpace(g.Name), name) {
+			continue
 		}
+		r := 1
+		if g.Source == "" || strings.EqualFold(g.Source, "cloud") {
+			r += 2
+		}
+		if strings.TrimSpace(g.Name) == name {
+			r++
+		}
+		if r > rank {
+			best, rank = g, r
+		}
+	}
+	if rank > 0 {
+		return best, false, nil
 	}
 	g, err := mc.CreateGroup(ctx, name)
 	if err != nil {
