@@ -197,3 +197,30 @@ func TestExecuteGenerateAndInvalid(t *testing.T) {
 		}
 	}
 }
+
+// With "create", an existing group of that name is reused: a cloud group
+// before an LDAP-synced one, an exact-case name before another case.
+func TestExecuteCreatePrefersCloudExactGroup(t *testing.T) {
+	emu, mc := newTenant(t, mimecasttest.Options{Users: 4, Groups: 1})
+	ldap := emu.CreateLDAPGroup("Risky users")
+	otherCase := emu.CreateGroup("RISKY USERS")
+	exact := emu.CreateGroup("Risky users")
+	ex := actions.New(actions.Options{Logger: zerolog.Nop()})
+	users := emails(emu, 4)
+	res, err := ex.Execute(context.Background(), plugin.ActionRequest{
+		Configuration: "acme", Mimecast: mc, Users: users, BatchSize: 10,
+		Action: plugin.Action{Value: plugin.ActionAdd, Parameters: map[string]string{"group": "create", "name": "Risky users"}},
+	})
+	if err != nil || count(res)[plugin.Done] != 4 {
+		t.Fatalf("%v %v", res, err)
+	}
+	if got := len(emu.GroupMembers(exact.ID)); got != 4 {
+		t.Errorf("exact cloud group has %d members, want 4", got)
+	}
+	if n := len(emu.GroupMembers(ldap.ID)) + len(emu.GroupMembers(otherCase.ID)); n != 0 {
+		t.Errorf("the LDAP or other-case group got %d members, want 0", n)
+	}
+	if got := emu.Calls(mimecasttest.PathCreateGroup); got != 0 {
+		t.Errorf("create-group calls = %d, want 0", got)
+	}
+}

@@ -345,6 +345,17 @@ func (s *Server) CreateGroup(name string) Group {
 	return s.newGroup(name, s.rootID).public()
 }
 
+// CreateLDAPGroup adds a directory-synced ("ldap") group, as a tenant
+// whose groups come from Active Directory has, for tests that must tell
+// them from cloud groups.
+func (s *Server) CreateLDAPGroup(name string) Group {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	g := s.newGroup(name, s.rootID)
+	g.source = "ldap"
+	return g.public()
+}
+
 // GroupMembers returns the lower-case addresses of a group's members, in
 // membership order (domain entries as "@domain"); nil if the group is unknown.
 func (s *Server) GroupMembers(groupID string) []string {
