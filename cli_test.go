@@ -289,3 +289,24 @@ func TestUnknownCommandAndEnvFlags(t *testing.T) {
 		t.Errorf("audit verify with URE_DATA: %d %s", code, e)
 	}
 }
+
+func TestFileSecrets(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	os.WriteFile(path, []byte("mcu_from-a-file-0123456789\n"), 0o600)
+	env := map[string]string{"URE_ADMIN_TOKEN_FILE": path, "URE_DATA": "/direct", "URE_DATA_FILE": path}
+	get := fileSecrets(func(k string) string { return env[k] })
+	if got := get("URE_ADMIN_TOKEN"); got != "mcu_from-a-file-0123456789" {
+		t.Errorf("URE_ADMIN_TOKEN from its _FILE = %q", got)
+	}
+	if got := get("URE_DATA"); got != "/direct" {
+		t.Errorf("a set variable must win over its _FILE: got %q", got)
+	}
+	if got := get("URE_MASTER_KEY"); got != "" {
+		t.Errorf("unset without a _FILE = %q, want empty", got)
+	}
+	env["URE_MASTER_KEY_FILE"] = filepath.Join(dir, "missing")
+	if got := get("URE_MASTER_KEY"); got != "" {
+		t.Errorf("unreadable _FILE = %q, want empty", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -86,4 +87,26 @@ func (c serverConfig) validate() error {
 		return fmt.Errorf("--data is required")
 	}
 	return nil
+}
+
+// fileSecrets wraps getenv so that every variable can also be given as
+// <NAME>_FILE, the path of a file holding the value (Docker and Kubernetes
+// secrets): URE_ADMIN_TOKEN_FILE, URE_MASTER_KEY_FILE, ... The variable
+// itself wins; a trailing newline in the file is dropped; a file that
+// cannot be read yields "" (and the command then says what is missing).
+func fileSecrets(getenv func(string) string) func(string) string {
+	return func(name string) string {
+		if v := getenv(name); v != "" || strings.HasSuffix(name, "_FILE") {
+			return v
+		}
+		path := getenv(name + "_FILE")
+		if path == "" {
+			return ""
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimRight(string(b), "\r\n")
+	}
 }

@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	cmd, rest := args[0], args[1:]
+	getenv = fileSecrets(getenv)
 	var err error
 	switch cmd {
 	case "serve":
