@@ -28,24 +28,23 @@ import (
 )
 
 // The benchmarks in this file measure the server alone: the Mimecast
-// emulator runs in a child process (this test binary re-executed as
-// TestHelperEmulatorProcess), so its tenant (~80 MiB for 100,000 users)
-// is not in the heap being measured.
+// emulator runs in a child process (this test binary re-executed with
+// envHelperEmulator set, see TestMain), so its tenant (~80 MiB for 100,000
+// users) is not in the heap being measured.
 
-// envHelperEmulator makes TestHelperEmulatorProcess serve the emulator.
+// envHelperEmulator makes the re-executed test binary serve the emulator.
 const envHelperEmulator = "URE_BENCH_HELPER_EMULATOR"
 
-// TestHelperEmulatorProcess is not a test: the sync benchmarks run this
-// binary again with envHelperEmulator=1 and the emulator's flags after
-// "--", and this function then serves `mimecast-ure emulator` until killed.
-// In a normal test run (variable unset) it returns at once.
-func TestHelperEmulatorProcess(t *testing.T) {
+// TestMain runs the tests, or, in a child process the sync benchmarks
+// start with envHelperEmulator=1 and the emulator's flags after "--",
+// serves `mimecast-ure emulator` until killed.
+func TestMain(m *testing.M) {
 	if os.Getenv(envHelperEmulator) != "1" {
-		return
+		os.Exit(m.Run())
 	}
+	flag.Parse()
 	// No URE_* from the environment: the flags given are the whole setup.
-	err := runEmulator(context.Background(), flag.Args(), func(string) string { return "" }, os.Stdout)
-	if err != nil {
+	if err := runEmulator(context.Background(), flag.Args(), func(string) string { return "" }, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -62,7 +61,7 @@ type childEmulator struct {
 // (emulator flags; --addr 127.0.0.1:0 is added) and stops it at cleanup.
 func startChildEmulator(b *testing.B, args ...string) *childEmulator {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHelperEmulatorProcess$", "--", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--", "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), envHelperEmulator+"=1")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
