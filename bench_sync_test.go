@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -175,35 +173,14 @@ func startBenchServer(b *testing.B) *benchServer {
 // other status fails the benchmark.
 func (s *benchServer) do(method, path string, body any, want int, out any) {
 	s.b.Helper()
-	var rd io.Reader
-	if body != nil {
-		j, err := json.Marshal(body)
-		if err != nil {
-			s.b.Fatal(err)
+	status, raw := sendJSON(s.b, s.url, method, path, testAdminToken, body)
+	if status != want {
+		s.b.Fatalf("%s %s: status %d, want %d: %.500s", method, path, status, want, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			s.b.Fatalf("%s %s: decode: %v", method, path, err)
 		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, s.url+path, rd)
-	if err != nil {
-		s.b.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.b.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != want {
-		raw, _ := io.ReadAll(res.Body)
-		s.b.Fatalf("%s %s: status %d, want %d: %.500s", method, path, res.StatusCode, want, raw)
-	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, res.Body)
-		return
-	}
-	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
-		s.b.Fatalf("%s %s: decode: %v", method, path, err)
 	}
 }
 

@@ -91,6 +91,20 @@ func startEnv(t testing.TB, emuOpts mimecasttest.Options) *testEnv {
 // call sends a request and decodes a JSON answer into out (if non-nil).
 func (e *testEnv) call(method, path, token string, body any, out any) (int, []byte) {
 	e.t.Helper()
+	status, raw := sendJSON(e.t, e.url, method, path, token, body)
+	e.responses.Write(raw)
+	if out != nil && status < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
+	}
+	return status, raw
+}
+
+// sendJSON sends body (nil, a raw string or []byte, or a value to encode)
+// to base+path with the bearer token and returns the status and body.
+func sendJSON(tb testing.TB, base, method, path, token string, body any) (int, []byte) {
+	tb.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -101,13 +115,13 @@ func (e *testEnv) call(method, path, token string, body any, out any) (int, []by
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			e.t.Fatal(err)
+			tb.Fatal(err)
 		}
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, e.url+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		tb.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
@@ -115,16 +129,10 @@ func (e *testEnv) call(method, path, token string, body any, out any) (int, []by
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		tb.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	e.responses.Write(raw)
-	if out != nil && res.StatusCode < 300 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
-		}
-	}
 	return res.StatusCode, raw
 }
 
