@@ -1,40 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
 	"mimecast-ure/okta"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestOktaEmulatorCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	keyPath := filepath.Join(t.TempDir(), "okta.pem")
-	var out syncBuffer
+	var out lockedBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runOktaEmulator(ctx, []string{"--addr", "127.0.0.1:0", "--key-out", keyPath, "--dpop"}, func(string) string { return "" }, &out)

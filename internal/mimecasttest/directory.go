@@ -156,7 +156,10 @@ func validEmail(e string) bool {
 		!strings.ContainsAny(e, " <>,;\"") && strings.Contains(e[at+1:], ".")
 }
 
-func (s *Server) handleAddGroupMember(req *apiRequest) (int, []byte) {
+// changeMembers applies change to every item of an add or remove request
+// under the tenant lock: items that do not name a group and a member fail
+// here, change fails the rest itself (nil: the item succeeded).
+func (s *Server) changeMembers(req *apiRequest, change func(item map[string]any, g *group, m member) (*memberChange, *failEntry)) (int, []byte) {
 	if len(req.data) == 0 {
 		return okBody([]any{}, []failEntry{blankFail(map[string]any{}, "id")}, nil)
 	}
@@ -166,27 +169,36 @@ func (s *Server) handleAddGroupMember(req *apiRequest) (int, []byte) {
 	var fails []failEntry
 	for _, item := range req.data {
 		g, m, f := s.memberItem(item)
-		if f != nil {
-			fails = append(fails, *f)
-			continue
+		if f == nil {
+			var ch *memberChange
+			if ch, f = change(item, g, m); f == nil {
+				data = append(data, *ch)
+				continue
+			}
 		}
+		fails = append(fails, *f)
+	}
+	return okBody(data, fails, nil)
+}
+
+func (s *Server) handleAddGroupMember(req *apiRequest) (int, []byte) {
+	return s.changeMembers(req, func(item map[string]any, g *group, m member) (*memberChange, *failEntry) {
 		if m.email != "" {
 			i, managed := s.byEmail[m.email]
 			if !managed {
-				fails = append(fails, itemFail(item, "err_xdk_operation_forbidden_for_address", "0003 Forbidden To Perform Operation For Address"))
-				continue
+				f := itemFail(item, "err_xdk_operation_forbidden_for_address", "0003 Forbidden To Perform Operation For Address")
+				return nil, &f
 			}
 			m.internal, m.name = true, s.users[i].Name
 		} else {
 			m.internal = m.domain == s.opts.Domain
 		}
 		if !g.add(m) {
-			fails = append(fails, itemFail(item, "err_folder_group_member_already_exists", "Group member already exists"))
-			continue
+			f := itemFail(item, "err_folder_group_member_already_exists", "Group member already exists")
+			return nil, &f
 		}
-		data = append(data, memberChange{ID: memberID(g.id, m.key()), FolderID: g.id, EmailAddress: m.email, Domain: domainIfNoEmail(m), Internal: m.internal})
-	}
-	return okBody(data, fails, nil)
+		return &memberChange{ID: memberID(g.id, m.key()), FolderID: g.id, EmailAddress: m.email, Domain: domainIfNoEmail(m), Internal: m.internal}, nil
+	})
 }
 
 func domainIfNoEmail(m member) string {
@@ -197,29 +209,16 @@ func domainIfNoEmail(m member) string {
 }
 
 func (s *Server) handleRemoveGroupMember(req *apiRequest) (int, []byte) {
-	if len(req.data) == 0 {
-		return okBody([]any{}, []failEntry{blankFail(map[string]any{}, "id")}, nil)
-	}
-	s.tmu.Lock()
-	defer s.tmu.Unlock()
-	data := []memberChange{}
-	var fails []failEntry
-	for _, item := range req.data {
-		g, m, f := s.memberItem(item)
-		if f != nil {
-			fails = append(fails, *f)
-			continue
-		}
+	return s.changeMembers(req, func(item map[string]any, g *group, m member) (*memberChange, *failEntry) {
 		pos, ok := g.index[m.key()]
 		if !ok {
-			fails = append(fails, itemFail(item, "err_folder_email_address_not_found", "Error email address not found"))
-			continue
+			f := itemFail(item, "err_folder_email_address_not_found", "Error email address not found")
+			return nil, &f
 		}
 		old := g.members[pos]
 		g.remove(m.key())
-		data = append(data, memberChange{ID: memberID(g.id, m.key()), FolderID: g.id, EmailAddress: old.email, Domain: domainIfNoEmail(old), Internal: old.internal})
-	}
-	return okBody(data, fails, nil)
+		return &memberChange{ID: memberID(g.id, m.key()), FolderID: g.id, EmailAddress: old.email, Domain: domainIfNoEmail(old), Internal: old.internal}, nil
+	})
 }
 
 type memberJSON struct {
